@@ -1,0 +1,58 @@
+namespace Recsys.Kernels.Common;
+
+/// <summary>
+/// How many threads CPU kernels may use. Work is split into a fixed number of contiguous chunks
+/// that depends only on the problem size and <see cref="MaxThreads"/>, never on scheduling, so a
+/// fixed seed and thread count give bit-identical results run after run.
+/// </summary>
+public static class KernelParallelism
+{
+    private static int _maxThreads = Environment.ProcessorCount;
+
+    /// <summary>Upper bound on threads used by one kernel call (default: all logical processors).</summary>
+    public static int MaxThreads
+    {
+        get => _maxThreads;
+        set
+        {
+            if (value < 1)
+                throw new ArgumentOutOfRangeException(nameof(value), value, $"MaxThreads must be >= 1, got {value}.");
+            _maxThreads = value;
+        }
+    }
+
+    /// <summary>
+    /// Number of chunks to split <paramref name="items"/> units of work into, given that one unit costs
+    /// about <paramref name="costPerItem"/> scalar operations. Small problems stay on one thread:
+    /// waking a worker costs a few microseconds, about 20k multiply-adds.
+    /// </summary>
+    public static int Chunks(long items, long costPerItem, long minCostPerChunk = 32_768)
+    {
+        if (items <= 1 || _maxThreads == 1) return 1;
+        long total = items * Math.Max(1, costPerItem);
+        long byCost = Math.Max(1, total / minCostPerChunk);
+        return (int)Math.Min(Math.Min(byCost, _maxThreads), items);
+    }
+
+    /// <summary>[start, end) of chunk <paramref name="chunk"/> when <paramref name="items"/> is cut into <paramref name="chunks"/> near-equal parts.</summary>
+    public static (int Start, int End) Range(int items, int chunks, int chunk)
+    {
+        long start = (long)items * chunk / chunks;
+        long end = (long)items * (chunk + 1) / chunks;
+        return ((int)start, (int)end);
+    }
+
+    /// <summary>Runs <paramref name="body"/> for chunk indices 0..chunks-1; inline when there is one chunk.</summary>
+    public static void For<TBody>(int chunks, ref TBody body) where TBody : struct, IChunkBody
+    {
+        if (chunks <= 1) { body.Run(0, 1); return; }
+        var copy = body;
+        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = _maxThreads }, c => copy.Run(c, chunks));
+    }
+}
+
+/// <summary>A unit of parallel work: chunk <c>chunk</c> of <c>chunks</c>. A struct so the loop body is not a closure.</summary>
+public interface IChunkBody
+{
+    void Run(int chunk, int chunks);
+}

@@ -1,0 +1,49 @@
+namespace Recsys.Engine.Core;
+
+/// <summary>
+/// A trainable dense tensor with its own gradient buffer. A parameter that took no part in a step
+/// (its gradient was never written) is not <see cref="Touched"/>, and optimizers skip it entirely:
+/// no state change, no weight decay. This is what makes weight sharing in supernets sound.
+/// </summary>
+public sealed class Parameter
+{
+    public string Name { get; }
+    public Tensor Value { get; }
+    public Tensor Grad { get; }
+
+    /// <summary>Optimizer group (learning rate, optimizer kind); "default" unless set.</summary>
+    public string Group { get; set; } = "default";
+
+    /// <summary>Frozen parameters never get gradients (teachers, fixed layers).</summary>
+    public bool Frozen
+    {
+        get => !Value.RequiresGrad;
+        set => Value.RequiresGrad = !value;
+    }
+
+    /// <summary>True once backward has written into <see cref="Grad"/> since the last <see cref="ZeroGrad"/>.</summary>
+    public bool Touched { get; internal set; }
+
+    public Parameter(string name, Tensor value)
+    {
+        ArgumentNullException.ThrowIfNull(value);
+        Name = name;
+        Value = value;
+        Value.Name = name;
+        Value.RequiresGrad = true;
+        Value.Owner = this;
+        Grad = new Tensor(value.Shape) { Name = name + ".grad" };
+        Value.Grad = Grad;
+    }
+
+    public Shape Shape => Value.Shape;
+
+    /// <summary>Clears the gradient (only if it was written) and the touched flag.</summary>
+    public void ZeroGrad()
+    {
+        if (Touched) Grad.Span.Clear();
+        Touched = false;
+    }
+
+    public override string ToString() => $"Parameter {Name} {Shape}";
+}

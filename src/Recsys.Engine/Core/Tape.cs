@@ -1,0 +1,111 @@
+namespace Recsys.Engine.Core;
+
+/// <summary>Backward rule of one recorded op: reads the saved tensors of <paramref name="entry"/>, accumulates (+=) input gradients.</summary>
+public delegate void BackwardFn(Tape tape, in TapeEntry entry);
+
+/// <summary>
+/// One recorded op: its backward rule and what forward saved for it. A value type with a few fixed
+/// slots, so recording allocates nothing (backward rules are static lambdas, cached by the compiler).
+/// </summary>
+public struct TapeEntry
+{
+    public BackwardFn Backward;
+    public Tensor? Output;
+    public Tensor? A, B, C, D, E;
+    /// <summary>Op-specific saved object (index batches, module references, ...).</summary>
+    public object? State;
+    public int I0, I1, I2, I3;
+    public float F0, F1;
+}
+
+/// <summary>
+/// The autograd tape of one training step on one worker. Ops append entries as they run forward;
+/// <see cref="Backward"/> walks them in reverse. The tape owns the step's <see cref="TensorArena"/>,
+/// and there is no global state, so several workers can each train with their own tape at once.
+/// Rebuilt every step: a step may take a different path through the model (dynamic graphs).
+/// </summary>
+public sealed class Tape
+{
+    private TapeEntry[] _entries = new TapeEntry[64];
+    private int _count;
+
+    public TensorArena Arena { get; }
+
+    /// <summary>When false, ops compute forward only and record nothing (inference, evaluation).</summary>
+    public bool RecordingEnabled { get; set; } = true;
+
+    public Tape(TensorArena? arena = null)
+    {
+        Arena = arena ?? new TensorArena();
+    }
+
+    public int Count => _count;
+
+    /// <summary>True when an op with these inputs must be recorded.</summary>
+    public bool NeedsGrad(Tensor? a, Tensor? b = null, Tensor? c = null, Tensor? d = null) =>
+        RecordingEnabled && ((a?.RequiresGrad ?? false) || (b?.RequiresGrad ?? false) || (c?.RequiresGrad ?? false) || (d?.RequiresGrad ?? false));
+
+    /// <summary>Appends an op. Its output is marked as requiring grad.</summary>
+    public void Record(in TapeEntry entry)
+    {
+        if (_count == _entries.Length) Array.Resize(ref _entries, _entries.Length * 2);
+        _entries[_count++] = entry;
+        if (entry.Output is not null) entry.Output.RequiresGrad = true;
+    }
+
+    /// <summary>
+    /// The gradient buffer of <paramref name="t"/>, for a backward rule to accumulate into: a zeroed
+    /// arena tensor for intermediates (made on first use), the owned buffer for parameters (marking
+    /// the parameter touched). Returns null when <paramref name="t"/> needs no gradient.
+    /// </summary>
+    public Tensor? GradOf(Tensor t)
+    {
+        if (!t.RequiresGrad) return null;
+        if (t.Owner is { } p)
+        {
+            p.Touched = true;
+            return t.Grad;
+        }
+        return t.Grad ??= Arena.Zeros(t.Shape);
+    }
+
+    /// <summary>
+    /// Back-propagates from <paramref name="loss"/>. A scalar loss is seeded with 1; a non-scalar output
+    /// with <paramref name="seed"/> (same shape), e.g. a fixed upstream gradient in benchmarks.
+    /// </summary>
+    public void Backward(Tensor loss, Tensor? seed = null)
+    {
+        ArgumentNullException.ThrowIfNull(loss);
+        if (!loss.RequiresGrad)
+            throw new InvalidOperationException($"Backward: '{loss}' does not require grad; nothing on the tape leads to it.");
+        var g = GradOf(loss)!;
+        if (seed is null)
+        {
+            if (loss.Length != 1)
+                throw new ArgumentException($"Backward: a non-scalar output {loss.Shape} needs an explicit seed gradient.");
+            g.Span[0] += 1f;
+        }
+        else
+        {
+            seed.ExpectShape(loss.Shape, "Backward seed");
+            var gs = g.Span;
+            var ss = seed.ReadOnlySpan;
+            for (int i = 0; i < gs.Length; i++) gs[i] += ss[i];
+        }
+        for (int i = _count - 1; i >= 0; i--)
+        {
+            ref readonly var e = ref _entries[i];
+            // Skip ops whose output received no gradient: nothing downstream of the loss used them.
+            if (e.Output is not null && e.Output.Grad is null && e.Output.Owner is null) continue;
+            e.Backward(this, in e);
+        }
+    }
+
+    /// <summary>Forgets all entries and recycles the arena: call once per step, after the optimizer.</summary>
+    public void Reset()
+    {
+        Array.Clear(_entries, 0, _count);
+        _count = 0;
+        Arena.Reset();
+    }
+}

@@ -1,0 +1,62 @@
+using NUnit.Framework;
+using Recsys.Engine.Core;
+using Recsys.Engine.Ops;
+using Recsys.Tests.Support;
+
+namespace Recsys.Tests.Engine.Core;
+
+public class TapeTests
+{
+    [Test]
+    public void Reshape_GradCheck_MatchesFiniteDifferences()
+    {
+        var x = TestData.Tensor(new Shape(3, 5), seed: 1);
+        GradCheck.Check(t => Ops.Reshape(t, x, new Shape(5, 3)), new[] { x }, what: "Reshape");
+    }
+
+    [Test]
+    public void Reshape_WrongSize_ThrowsNamingBothShapes()
+    {
+        var x = TestData.Tensor(new Shape(3, 5), seed: 1);
+        var ex = Assert.Throws<ArgumentException>(() => Ops.Reshape(new Tape(), x, new Shape(4, 4)));
+        Assert.That(ex!.Message, Does.Contain("[3, 5]").And.Contain("[4, 4]"));
+    }
+
+    [Test]
+    public void Backward_NonScalarWithoutSeed_Throws()
+    {
+        var x = TestData.Tensor(new Shape(2, 2), seed: 2);
+        var tape = new Tape();
+        var y = Ops.Reshape(tape, x, new Shape(4));
+        Assert.Throws<ArgumentException>(() => tape.Backward(y));
+    }
+
+    [Test]
+    public void Parameter_NotUsedInStep_IsNotTouched()
+    {
+        var used = TestData.Parameter("used", new Shape(4), 3);
+        var unused = TestData.Parameter("unused", new Shape(4), 4);
+        var tape = new Tape();
+        var y = Ops.Reshape(tape, used.Value, new Shape(2, 2));
+        tape.Backward(y, TestData.Tensor(new Shape(2, 2), 5, requiresGrad: false));
+        Assert.That(used.Touched, Is.True);
+        Assert.That(unused.Touched, Is.False);
+        Assert.That(unused.Grad.ToArray(), Is.All.EqualTo(0f));
+    }
+
+    [Test]
+    public void Arena_SteadyState_AllocatesNothingAfterWarmup()
+    {
+        var arena = new TensorArena(initialFloats: 16);
+        void Step()
+        {
+            for (int i = 0; i < 10; i++) arena.Allocate(new Shape(100 + i, 7));
+            arena.Reset();
+        }
+        Step(); Step(); // grows and consolidates
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 100; i++) Step();
+        long after = GC.GetAllocatedBytesForCurrentThread();
+        Assert.That(after - before, Is.LessThan(1024), "bytes allocated by 100 steady-state arena steps");
+    }
+}
