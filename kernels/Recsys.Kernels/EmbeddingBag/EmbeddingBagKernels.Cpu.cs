@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Recsys.Kernels.Common;
 
 namespace Recsys.Kernels.EmbeddingBag;
@@ -142,6 +143,15 @@ public static unsafe partial class EmbeddingBagKernels
             int f = start / Batch, b = start - f * Batch;
             for (int i = start; i < end; i++)
             {
+                // Rows are random gathers from tables far larger than the caches: ask for the first row
+                // of a bag a few bags ahead (long bags prefetch inside PoolBag).
+                int ahead = i + BagPrefetchDistance;
+                if (ahead < end && Offsets[ahead] < Offsets[ahead + 1])
+                {
+                    TablePtr* ta = Tables + ahead / Batch;
+                    uint id = (uint)Indices[Offsets[ahead]];
+                    if (id < (uint)ta->Rows) PrefetchRow(ta->Weight + id * (long)Dim, Dim);
+                }
                 TablePtr* t = Tables + f;
                 float* dst = Output + (long)b * Stride + Offset + (long)f * Dim;
                 int badPos = PoolBag(t->Weight, t->Rows, Dim, Indices, Offsets[i], Offsets[i + 1], Psw, Mean, dst);
@@ -149,6 +159,20 @@ public static unsafe partial class EmbeddingBagKernels
                 if (++b == Batch) { b = 0; f++; }
             }
         }
+    }
+
+    private const int BagPrefetchDistance = 8;
+    private const int RowPrefetchDistance = 8;
+
+    /// <summary>Prefetches up to the first 256 bytes (4 cache lines) of a row; a hint only, it never faults.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchRow(float* row, int floats)
+    {
+        if (!Sse.IsSupported) return;
+        Sse.Prefetch0(row);
+        if (floats > 16) Sse.Prefetch0(row + 16);
+        if (floats > 32) Sse.Prefetch0(row + 32);
+        if (floats > 48) Sse.Prefetch0(row + 48);
     }
 
     /// <summary>Pools one bag into dst[0..dim); returns -1, or the first position whose id is out of range (dst then undefined).</summary>
@@ -177,6 +201,7 @@ public static unsafe partial class EmbeddingBagKernels
                 {
                     for (int p = start; p < end; p++)
                     {
+                        if (p + RowPrefetchDistance < end) PrefetchRow(w + idx[p + RowPrefetchDistance] * ld + c, dim - c);
                         float* r = w + idx[p] * ld + c;
                         a0 += Vector512.Load(r); a1 += Vector512.Load(r + 16);
                         a2 += Vector512.Load(r + 32); a3 += Vector512.Load(r + 48);
