@@ -1,0 +1,345 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using Recsys.Kernels.Common;
+
+namespace Recsys.Kernels.EmbeddingBag;
+
+/// <summary>
+/// Embedding bags on the CPU. For table f with weight W_f [rows, D] and bag (f, b) holding ids
+/// <c>indices[offsets[f·B+b] .. offsets[f·B+b+1])</c>:
+/// <code>
+///   out[b, f, :] = s_b · Σ_j w_j · W_f[id_j, :]       s_b = 1 (Sum) or 1/len (Mean), w_j = 1 unless weighted
+/// </code>
+/// Backward is fused with the optimizer: the ids of each table are sorted (stable radix sort of
+/// (id, position) pairs, so results never depend on thread timing), the contributions
+/// <c>s_b · w_j · dOutput[b, f, :]</c> of each distinct id are summed in position order, and the update
+/// is applied to that row only. Untouched rows and their optimizer state are never read or written.
+/// Offsets are absolute positions in <c>indices</c> (they may start above 0). Output and dOutput use a
+/// strided layout: bag b of table f lives at <c>[b·stride + offset + f·D ..+D]</c>, so F tables write
+/// straight into a [B, F, D] buffer (stride F·D, offset 0) or into a slice of a wider one.
+/// </summary>
+public static unsafe partial class EmbeddingBagKernels
+{
+    /// <summary>Raw pointers of one table for the parallel bodies (storage is pinned by the caller).</summary>
+    internal struct TablePtr
+    {
+        public float* Weight;
+        public float* State1;
+        public float* State2;
+        public int Rows;
+    }
+
+    private const int StackTables = 64;
+
+    // ------------------------------------------------------------------ forward
+
+    /// <summary>
+    /// Pooled lookup of one table. <paramref name="weight"/> [rows, dim]; <paramref name="offsets"/> [bags+1];
+    /// <paramref name="perSampleWeights"/> one per id or empty; bag b written at
+    /// <c>output[b·outputStride + outputOffset ..+dim]</c>. An empty bag gives zeros.
+    /// </summary>
+    /// <exception cref="EmbeddingIndexOutOfRangeException">An id is &lt; 0 or &gt;= rows.</exception>
+    public static void Forward(ReadOnlySpan<float> weight, int rows, int dim, ReadOnlySpan<int> indices, ReadOnlySpan<int> offsets,
+        ReadOnlySpan<float> perSampleWeights, PoolingMode mode, Span<float> output, int outputStride, int outputOffset)
+    {
+        const string op = "EmbeddingBag.Forward";
+        KernelGuard.NonNegative(rows, nameof(rows), op);
+        KernelGuard.AtLeast(weight, (long)rows * dim, nameof(weight), op);
+        int bags = CheckCommon(dim, 1, indices, offsets, perSampleWeights, output.Length, outputStride, outputOffset, op, nameof(output));
+        fixed (float* w = weight)
+        fixed (int* idx = indices)
+        fixed (int* off = offsets)
+        fixed (float* psw = perSampleWeights)
+        fixed (float* o = output)
+        {
+            var t = new TablePtr { Weight = w, Rows = rows };
+            ForwardCore(&t, 1, bags, dim, idx, off, perSampleWeights.IsEmpty ? null : psw, mode, o, outputStride, outputOffset);
+        }
+    }
+
+    /// <summary>
+    /// Pooled lookups of F tables sharing <paramref name="dim"/>, in one parallel region split over
+    /// (table, bag-range) chunks. <paramref name="weights"/>[f] is [rows[f], dim]; <paramref name="offsets"/>
+    /// has F·batchSize+1 entries, feature-major (bag (f, b) at f·batchSize+b); bag (f, b) is written at
+    /// <c>output[b·outputStride + outputOffset + f·dim ..+dim]</c> — stride F·dim, offset 0 gives [B, F, D].
+    /// </summary>
+    /// <exception cref="EmbeddingIndexOutOfRangeException">An id is outside its table (the first such position is reported).</exception>
+    public static void ForwardTables(ReadOnlySpan<float[]> weights, ReadOnlySpan<int> rows, int dim, int batchSize,
+        ReadOnlySpan<int> indices, ReadOnlySpan<int> offsets, ReadOnlySpan<float> perSampleWeights, PoolingMode mode,
+        Span<float> output, int outputStride, int outputOffset)
+    {
+        const string op = "EmbeddingBag.ForwardTables";
+        int tables = CheckTables(weights, rows, dim, batchSize, op);
+        int bags = CheckCommon(dim, tables, indices, offsets, perSampleWeights, output.Length, outputStride, outputOffset, op, nameof(output), batchSize);
+        if (bags == 0 || tables == 0) return;
+        Span<GCHandle> handles = tables <= StackTables ? stackalloc GCHandle[StackTables] : new GCHandle[tables];
+        Span<TablePtr> ptrs = tables <= StackTables ? stackalloc TablePtr[StackTables] : new TablePtr[tables];
+        try
+        {
+            for (int f = 0; f < tables; f++)
+            {
+                handles[f] = GCHandle.Alloc(weights[f], GCHandleType.Pinned);
+                ptrs[f] = new TablePtr { Weight = (float*)handles[f].AddrOfPinnedObject(), Rows = rows[f] };
+            }
+            fixed (TablePtr* tp = ptrs)
+            fixed (int* idx = indices)
+            fixed (int* off = offsets)
+            fixed (float* psw = perSampleWeights)
+            fixed (float* o = output)
+            {
+                ForwardCore(tp, tables, batchSize, dim, idx, off, perSampleWeights.IsEmpty ? null : psw, mode, o, outputStride, outputOffset);
+            }
+        }
+        finally
+        {
+            for (int f = 0; f < tables; f++)
+                if (handles[f].IsAllocated) handles[f].Free();
+        }
+    }
+
+    private static void ForwardCore(TablePtr* tables, int tableCount, int batch, int dim, int* idx, int* off, float* psw,
+        PoolingMode mode, float* output, int stride, int offset)
+    {
+        int items = tableCount * batch;
+        if (items == 0) return;
+        long lookups = off[items] - off[0];
+        long costPerBag = (long)dim * Math.Max(1, lookups / items) + dim;
+        int chunks = KernelParallelism.Chunks(items, costPerBag);
+        long* bad = stackalloc long[chunks];
+        for (int c = 0; c < chunks; c++) bad[c] = long.MaxValue;
+        var body = new ForwardBody
+        {
+            Tables = tables, Batch = batch, Dim = dim, Indices = idx, Offsets = off, Psw = psw, Mean = mode == PoolingMode.Mean,
+            Output = output, Stride = stride, Offset = offset, Items = items, Bad = bad,
+        };
+        KernelParallelism.For(chunks, ref body);
+        long first = long.MaxValue;
+        for (int c = 0; c < chunks; c++) first = Math.Min(first, bad[c]);
+        if (first != long.MaxValue) ThrowBadId(tables, tableCount, batch, off, idx, (int)first);
+    }
+
+    private static void ThrowBadId(TablePtr* tables, int tableCount, int batch, int* off, int* idx, int position)
+    {
+        // Find the table whose id range holds the position (offsets are monotone).
+        int f = 0;
+        while (f < tableCount - 1 && position >= off[(f + 1) * batch]) f++;
+        throw new EmbeddingIndexOutOfRangeException(f, position, idx[position], tables[f].Rows);
+    }
+
+    private struct ForwardBody : IChunkBody
+    {
+        public TablePtr* Tables;
+        public int Batch, Dim, Items, Stride, Offset;
+        public int* Indices, Offsets;
+        public float* Psw, Output;
+        public bool Mean;
+        public long* Bad;
+
+        public void Run(int chunk, int chunks)
+        {
+            var (start, end) = KernelParallelism.Range(Items, chunks, chunk);
+            int f = start / Batch, b = start - f * Batch;
+            for (int i = start; i < end; i++)
+            {
+                // Rows are random gathers from tables far larger than the caches: ask for the first row
+                // of a bag a few bags ahead (long bags prefetch inside PoolBag).
+                int ahead = i + BagPrefetchDistance;
+                if (ahead < end && Offsets[ahead] < Offsets[ahead + 1])
+                {
+                    TablePtr* ta = Tables + ahead / Batch;
+                    uint id = (uint)Indices[Offsets[ahead]];
+                    if (id < (uint)ta->Rows) PrefetchRow(ta->Weight + id * (long)Dim, Dim);
+                }
+                TablePtr* t = Tables + f;
+                float* dst = Output + (long)b * Stride + Offset + (long)f * Dim;
+                int badPos = PoolBag(t->Weight, t->Rows, Dim, Indices, Offsets[i], Offsets[i + 1], Psw, Mean, dst);
+                if (badPos >= 0) { Bad[chunk] = badPos; return; }
+                if (++b == Batch) { b = 0; f++; }
+            }
+        }
+    }
+
+    private const int BagPrefetchDistance = 8;
+    private const int RowPrefetchDistance = 8;
+
+    /// <summary>Prefetches up to the first 256 bytes (4 cache lines) of a row; a hint only, it never faults.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchRow(float* row, int floats)
+    {
+        if (!Sse.IsSupported) return;
+        Sse.Prefetch0(row);
+        if (floats > 16) Sse.Prefetch0(row + 16);
+        if (floats > 32) Sse.Prefetch0(row + 32);
+        if (floats > 48) Sse.Prefetch0(row + 48);
+    }
+
+    /// <summary>Pools one bag into dst[0..dim); returns -1, or the first position whose id is out of range (dst then undefined).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static int PoolBag(float* w, int rows, int dim, int* idx, int start, int end, float* psw, bool mean, float* dst)
+    {
+        int len = end - start;
+        if (len <= 0)
+        {
+            new Span<float>(dst, dim).Clear();
+            return -1;
+        }
+        // Validate the bag's ids first (they are in L1 afterwards), keeping the row loops branch-free.
+        for (int p = start; p < end; p++)
+            if ((uint)idx[p] >= (uint)rows) return p;
+        float scale = mean ? 1f / len : 1f;
+        long ld = dim;
+        int c = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            // 64 columns = 4 × Vector512 = one 256-byte row of a D=64 table, accumulated in registers.
+            for (; c + 64 <= dim; c += 64)
+            {
+                var a0 = Vector512<float>.Zero; var a1 = a0; var a2 = a0; var a3 = a0;
+                if (psw == null)
+                {
+                    for (int p = start; p < end; p++)
+                    {
+                        if (p + RowPrefetchDistance < end) PrefetchRow(w + idx[p + RowPrefetchDistance] * ld + c, dim - c);
+                        float* r = w + idx[p] * ld + c;
+                        a0 += Vector512.Load(r); a1 += Vector512.Load(r + 16);
+                        a2 += Vector512.Load(r + 32); a3 += Vector512.Load(r + 48);
+                    }
+                }
+                else
+                {
+                    for (int p = start; p < end; p++)
+                    {
+                        float* r = w + idx[p] * ld + c;
+                        var s = Vector512.Create(psw[p]);
+                        a0 = Vector512.FusedMultiplyAdd(Vector512.Load(r), s, a0); a1 = Vector512.FusedMultiplyAdd(Vector512.Load(r + 16), s, a1);
+                        a2 = Vector512.FusedMultiplyAdd(Vector512.Load(r + 32), s, a2); a3 = Vector512.FusedMultiplyAdd(Vector512.Load(r + 48), s, a3);
+                    }
+                }
+                if (mean) { var sv = Vector512.Create(scale); a0 *= sv; a1 *= sv; a2 *= sv; a3 *= sv; }
+                (a0).Store(dst + c); a1.Store(dst + c + 16); a2.Store(dst + c + 32); a3.Store(dst + c + 48);
+            }
+            for (; c + 16 <= dim; c += 16)
+            {
+                var a = Vector512<float>.Zero;
+                for (int p = start; p < end; p++)
+                {
+                    var v = Vector512.Load(w + idx[p] * ld + c);
+                    a = psw == null ? a + v : Vector512.FusedMultiplyAdd(v, Vector512.Create(psw[p]), a);
+                }
+                if (mean) a *= Vector512.Create(scale);
+                a.Store(dst + c);
+            }
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            for (; c + 32 <= dim; c += 32)
+            {
+                var a0 = Vector256<float>.Zero; var a1 = a0; var a2 = a0; var a3 = a0;
+                for (int p = start; p < end; p++)
+                {
+                    float* r = w + idx[p] * ld + c;
+                    if (psw == null)
+                    {
+                        a0 += Vector256.Load(r); a1 += Vector256.Load(r + 8);
+                        a2 += Vector256.Load(r + 16); a3 += Vector256.Load(r + 24);
+                    }
+                    else
+                    {
+                        var s = Vector256.Create(psw[p]);
+                        a0 = Vector256.FusedMultiplyAdd(Vector256.Load(r), s, a0); a1 = Vector256.FusedMultiplyAdd(Vector256.Load(r + 8), s, a1);
+                        a2 = Vector256.FusedMultiplyAdd(Vector256.Load(r + 16), s, a2); a3 = Vector256.FusedMultiplyAdd(Vector256.Load(r + 24), s, a3);
+                    }
+                }
+                if (mean) { var sv = Vector256.Create(scale); a0 *= sv; a1 *= sv; a2 *= sv; a3 *= sv; }
+                a0.Store(dst + c); a1.Store(dst + c + 8); a2.Store(dst + c + 16); a3.Store(dst + c + 24);
+            }
+        }
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; c + 8 <= dim; c += 8)
+            {
+                var a = Vector256<float>.Zero;
+                for (int p = start; p < end; p++)
+                {
+                    var v = Vector256.Load(w + idx[p] * ld + c);
+                    a = psw == null ? a + v : Vector256.FusedMultiplyAdd(v, Vector256.Create(psw[p]), a);
+                }
+                if (mean) a *= Vector256.Create(scale);
+                a.Store(dst + c);
+            }
+        }
+        if (Vector128.IsHardwareAccelerated)
+        {
+            for (; c + 4 <= dim; c += 4)
+            {
+                var a = Vector128<float>.Zero;
+                for (int p = start; p < end; p++)
+                {
+                    var v = Vector128.Load(w + idx[p] * ld + c);
+                    a = psw == null ? a + v : Vector128.FusedMultiplyAdd(v, Vector128.Create(psw[p]), a);
+                }
+                if (mean) a *= Vector128.Create(scale);
+                a.Store(dst + c);
+            }
+        }
+        for (; c < dim; c++)
+        {
+            float a = 0;
+            for (int p = start; p < end; p++)
+            {
+                float v = w[idx[p] * ld + c];
+                a = psw == null ? a + v : MathF.FusedMultiplyAdd(v, psw[p], a);
+            }
+            dst[c] = mean ? a * scale : a;
+        }
+        return -1;
+    }
+
+    // ------------------------------------------------------------------ argument checks
+
+    /// <summary>Checks ids/offsets/weights/output sizes; returns the number of bags (offsets.Length - 1).</summary>
+    private static int CheckCommon(int dim, int tables, ReadOnlySpan<int> indices, ReadOnlySpan<int> offsets, ReadOnlySpan<float> perSampleWeights,
+        int outputLength, int outputStride, int outputOffset, string op, string outputName, int batchSize = -1)
+    {
+        KernelGuard.Positive(dim, nameof(dim), op);
+        if (offsets.Length < 1)
+            throw new ArgumentException($"{op}: 'offsets' needs at least 1 entry (bags + 1), got 0.", nameof(offsets));
+        int bags = offsets.Length - 1;
+        if (batchSize >= 0 && bags != tables * batchSize)
+            throw new ArgumentException($"{op}: 'offsets' needs tables {tables} x batch {batchSize} + 1 = {tables * batchSize + 1} entries, got {offsets.Length}.", nameof(offsets));
+        if (offsets[0] < 0)
+            throw new ArgumentException($"{op}: offsets[0] must be >= 0, got {offsets[0]}.", nameof(offsets));
+        for (int i = 0; i < bags; i++)
+            if (offsets[i + 1] < offsets[i])
+                throw new ArgumentException($"{op}: offsets must be non-decreasing; offsets[{i + 1}] = {offsets[i + 1]} < offsets[{i}] = {offsets[i]}.", nameof(offsets));
+        if (offsets[bags] > indices.Length)
+            throw new ArgumentException($"{op}: last offset {offsets[bags]} exceeds the {indices.Length} indices.", nameof(offsets));
+        if (!perSampleWeights.IsEmpty && perSampleWeights.Length < offsets[bags])
+            throw new ArgumentException($"{op}: 'perSampleWeights' needs one weight per id ({offsets[bags]}), got {perSampleWeights.Length}.", nameof(perSampleWeights));
+        KernelGuard.NonNegative(outputOffset, nameof(outputOffset), op);
+        int rowsOut = batchSize >= 0 ? batchSize : bags;
+        long width = (long)tables * dim;
+        if (rowsOut > 1 && outputStride < outputOffset + width)
+            throw new ArgumentException($"{op}: '{outputName}' stride {outputStride} is smaller than offset {outputOffset} + tables {tables} x dim {dim}; bags would overlap.", outputName);
+        if (rowsOut > 0 && (long)(rowsOut - 1) * outputStride + outputOffset + width > outputLength)
+            throw new ArgumentException($"{op}: '{outputName}' needs at least {(long)(rowsOut - 1) * outputStride + outputOffset + width} elements ({rowsOut} bags, stride {outputStride}, offset {outputOffset}, width {width}), got {outputLength}.", outputName);
+        return bags;
+    }
+
+    private static int CheckTables(ReadOnlySpan<float[]> weights, ReadOnlySpan<int> rows, int dim, int batchSize, string op)
+    {
+        KernelGuard.NonNegative(batchSize, nameof(batchSize), op);
+        if (rows.Length != weights.Length)
+            throw new ArgumentException($"{op}: {weights.Length} weight arrays but {rows.Length} row counts.", nameof(rows));
+        for (int f = 0; f < weights.Length; f++)
+        {
+            if (weights[f] is null) throw new ArgumentNullException(nameof(weights), $"{op}: weights[{f}] is null.");
+            if (rows[f] < 0) throw new ArgumentOutOfRangeException(nameof(rows), rows[f], $"{op}: rows[{f}] must be >= 0, got {rows[f]}.");
+            if (weights[f].Length < (long)rows[f] * dim)
+                throw new ArgumentException($"{op}: weights[{f}] needs rows {rows[f]} x dim {dim} = {(long)rows[f] * dim} elements, got {weights[f].Length}.", nameof(weights));
+        }
+        return weights.Length;
+    }
+}

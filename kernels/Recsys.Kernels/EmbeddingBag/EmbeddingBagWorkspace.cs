@@ -1,0 +1,102 @@
+namespace Recsys.Kernels.EmbeddingBag;
+
+/// <summary>
+/// Reusable buffers of the fused embedding-bag backward (sort keys, per-position bag and scale,
+/// segment ends, scratch rows, collected gradients). Owned by a table or a collection and grown only
+/// when a batch is bigger than any before, so steady-state steps allocate nothing. Arrays live on the
+/// pinned object heap: parallel kernel bodies hold raw pointers to them. Not thread-safe: one
+/// backward at a time per workspace.
+/// </summary>
+public sealed class EmbeddingBagWorkspace
+{
+    internal ulong[] Keys = Array.Empty<ulong>();
+    internal ulong[] SortTmp = Array.Empty<ulong>();
+    internal int[] PosBag = Array.Empty<int>();
+    internal float[] PosScale = Array.Empty<float>();
+    internal int[] SegEnd = Array.Empty<int>();
+    internal int[] UniqueBase = Array.Empty<int>();
+    internal long[] BadPosition = Array.Empty<long>();
+    internal float[] Scratch = Array.Empty<float>();
+    internal int[] CollectIds = Array.Empty<int>();
+    internal float[] CollectGrads = Array.Empty<float>();
+    internal EmbeddingBagKernels.TablePtr[] TablePtrs = Array.Empty<EmbeddingBagKernels.TablePtr>();
+
+    /// <summary>Tables of the last backward.</summary>
+    public int Tables { get; private set; }
+
+    /// <summary>Embedding dimension of the last backward.</summary>
+    public int Dim { get; private set; }
+
+    /// <summary>True when the last backward ran in <see cref="SparseUpdateKind.Collect"/> mode, so the gradients below are valid.</summary>
+    public bool HasCollected { get; internal set; }
+
+    /// <summary>Number of distinct rows table <paramref name="table"/> touched in the last backward.</summary>
+    public int UniqueRows(int table)
+    {
+        CheckTable(table);
+        return UniqueBase[table + 1] - UniqueBase[table];
+    }
+
+    /// <summary>Distinct ids of table <paramref name="table"/> in ascending order (valid after a Collect backward).</summary>
+    public ReadOnlySpan<int> UniqueIds(int table)
+    {
+        CheckCollected(table);
+        return CollectIds.AsSpan(UniqueBase[table], UniqueRows(table));
+    }
+
+    /// <summary>Coalesced gradients [UniqueRows, Dim] of table <paramref name="table"/>, row i for <c>UniqueIds(table)[i]</c>.</summary>
+    public ReadOnlySpan<float> RowGradients(int table)
+    {
+        CheckCollected(table);
+        return CollectGrads.AsSpan(UniqueBase[table] * Dim, UniqueRows(table) * Dim);
+    }
+
+    private void CheckTable(int table)
+    {
+        if ((uint)table >= (uint)Tables)
+            throw new ArgumentOutOfRangeException(nameof(table), table, $"EmbeddingBagWorkspace: table must be in 0..{Tables - 1}, got {table}.");
+    }
+
+    private void CheckCollected(int table)
+    {
+        CheckTable(table);
+        if (!HasCollected)
+            throw new InvalidOperationException("EmbeddingBagWorkspace: the last backward applied an update; gradients are only kept in Collect mode.");
+    }
+
+    /// <summary>Sizes the per-lookup buffers for <paramref name="lookups"/> ids over <paramref name="tables"/> tables.</summary>
+    internal void Prepare(int tables, int dim, int lookups)
+    {
+        Tables = tables;
+        Dim = dim;
+        HasCollected = false;
+        Grow(ref Keys, lookups);
+        Grow(ref SortTmp, lookups);
+        Grow(ref PosBag, lookups);
+        Grow(ref PosScale, lookups);
+        Grow(ref SegEnd, lookups);
+        Grow(ref UniqueBase, tables + 1);
+        Grow(ref BadPosition, tables);
+        Grow(ref TablePtrs, tables);
+    }
+
+    internal void PrepareScratch(int chunks, int dim) => Grow(ref Scratch, chunks * RoundUp(dim));
+
+    internal void PrepareCollect(int uniques, int dim)
+    {
+        Grow(ref CollectIds, uniques);
+        Grow(ref CollectGrads, (long)uniques * dim);
+    }
+
+    /// <summary>Scratch row stride: whole cache lines, so two chunks never share one.</summary>
+    internal static int RoundUp(int dim) => (dim + 15) & ~15;
+
+    private static void Grow<T>(ref T[] array, long needed) where T : unmanaged
+    {
+        if (array.Length >= needed) return;
+        if (needed > Array.MaxLength)
+            throw new InvalidOperationException($"EmbeddingBagWorkspace: a buffer of {needed} elements exceeds the largest array.");
+        long size = Math.Min(Array.MaxLength, Math.Max(needed, needed + needed / 4));
+        array = GC.AllocateUninitializedArray<T>((int)size, pinned: true);
+    }
+}

@@ -1,0 +1,241 @@
+using NUnit.Framework;
+using Recsys.Kernels.Common;
+using Recsys.Kernels.EmbeddingBag;
+using Recsys.Tests.Support;
+
+namespace Recsys.Tests.Kernels.EmbeddingBag;
+
+[Category("Kernel")]
+public class EmbeddingBagKernelTests
+{
+    private static readonly int[] OddDims = { 1, 3, 7, 15, 16, 17, 31, 33, 63, 64, 65, 67 };
+
+    [Test]
+    public void Forward_OddDimsEmptyBagsDuplicates_MatchesFloat64Reference(
+        [Values(PoolingMode.Sum, PoolingMode.Mean)] PoolingMode mode, [Values(false, true)] bool weighted)
+    {
+        foreach (int dim in OddDims)
+        {
+            const int rows = 11, bags = 13;
+            var w = TestData.Floats(rows * dim, seed: dim);
+            var (idx, off, psw) = EmbeddingBagReference.Bags(bags, maxLen: 5, rows, seed: 100 + dim, baseOffset: 2);
+            // Strided output: two junk columns before and one after each bag, all poisoned with NaN.
+            int stride = dim + 3;
+            var output = new float[bags * stride];
+            Array.Fill(output, float.NaN);
+            EmbeddingBagKernels.Forward(w, rows, dim, idx, off, weighted ? psw : default, mode, output, stride, 2);
+
+            var expected = EmbeddingBagReference.Forward(w, dim, idx, off, weighted ? psw : null, mode == PoolingMode.Mean);
+            var actual = new float[bags * dim];
+            for (int b = 0; b < bags; b++)
+            {
+                Array.Copy(output, b * stride + 2, actual, b * dim, dim);
+                Assert.That(float.IsNaN(output[b * stride]) && float.IsNaN(output[b * stride + 1]) && float.IsNaN(output[b * stride + dim + 2]),
+                    $"dim {dim}: bag {b} wrote outside its slice");
+            }
+            TestData.AssertClose(actual, expected, rtol: 1e-5, atol: 1e-5, $"Forward dim {dim} {mode} weighted={weighted}");
+        }
+    }
+
+    [Test]
+    public void Forward_EmptyBag_GivesZeros([Values(PoolingMode.Sum, PoolingMode.Mean)] PoolingMode mode)
+    {
+        var w = TestData.Floats(4 * 64, 1);
+        var output = new float[3 * 64];
+        Array.Fill(output, float.NaN);
+        EmbeddingBagKernels.Forward(w, 4, 64, new[] { 1, 2 }, new[] { 0, 0, 2, 2 }, default, mode, output, 64, 0);
+        Assert.That(output.AsSpan(0, 64).ToArray(), Is.All.EqualTo(0f));
+        Assert.That(output.AsSpan(128, 64).ToArray(), Is.All.EqualTo(0f));
+    }
+
+    [Test]
+    public void ForwardTables_ThreeTables_EqualsPerTableForwardBitwise([Values(PoolingMode.Sum, PoolingMode.Mean)] PoolingMode mode)
+    {
+        const int dim = 33, batch = 9, tables = 3;
+        int[] rows = { 5, 17, 2 };
+        var weights = new float[tables][];
+        for (int f = 0; f < tables; f++) weights[f] = TestData.Floats(rows[f] * dim, 10 + f);
+        // Feature-major offsets over all tables; ids of table f are valid for rows[f].
+        var (idx, off, psw) = EmbeddingBagReference.Bags(tables * batch, maxLen: 4, rows: 2, seed: 7);
+        for (int f = 0; f < tables; f++)
+            for (int p = off[f * batch]; p < off[(f + 1) * batch]; p++) idx[p] = (idx[p] * 7919 + p) % rows[f];
+
+        var fused = new float[batch * tables * dim];
+        EmbeddingBagKernels.ForwardTables(weights, rows, dim, batch, idx, off, psw, mode, fused, tables * dim, 0);
+        for (int f = 0; f < tables; f++)
+        {
+            var single = new float[batch * tables * dim];
+            EmbeddingBagKernels.Forward(weights[f], rows[f], dim, idx, off.AsSpan(f * batch, batch + 1), psw, mode, single, tables * dim, f * dim);
+            for (int b = 0; b < batch; b++)
+                Assert.That(fused.AsSpan(b * tables * dim + f * dim, dim).ToArray(), Is.EqualTo(single.AsSpan(b * tables * dim + f * dim, dim).ToArray()),
+                    $"table {f} bag {b}");
+        }
+    }
+
+    [Test]
+    public void BackwardCollect_OddDims_MatchesCoalescedFloat64Reference(
+        [Values(PoolingMode.Sum, PoolingMode.Mean)] PoolingMode mode, [Values(false, true)] bool weighted)
+    {
+        var ws = new EmbeddingBagWorkspace();
+        foreach (int dim in OddDims)
+        {
+            const int rows = 9, bags = 15;
+            var w = TestData.Floats(rows * dim, seed: dim);
+            var wBefore = (float[])w.Clone();
+            var (idx, off, psw) = EmbeddingBagReference.Bags(bags, maxLen: 6, rows, seed: 300 + dim, baseOffset: 1);
+            var dOut = TestData.Floats(bags * dim, seed: 400 + dim);
+            EmbeddingBagKernels.Backward(w, rows, dim, idx, off, weighted ? psw : default, mode, dOut, dim, 0,
+                SparseUpdate.Collect, default, default, ws);
+
+            var expected = EmbeddingBagReference.RowGradients(dim, idx, off, weighted ? psw : null, mode == PoolingMode.Mean, dOut);
+            Assert.That(ws.UniqueIds(0).ToArray(), Is.EqualTo(expected.Keys.ToArray()), $"dim {dim}: unique ids");
+            var flat = expected.Values.SelectMany(r => r).ToArray();
+            TestData.AssertClose(ws.RowGradients(0), flat, rtol: 1e-5, atol: 1e-5, $"row grads dim {dim} {mode} weighted={weighted}");
+            Assert.That(w, Is.EqualTo(wBefore), "Collect must not change the weights");
+        }
+    }
+
+    [Test]
+    public void BackwardTables_Collect_MatchesPerTableBackward()
+    {
+        const int dim = 17, batch = 7, tables = 2;
+        int[] rows = { 6, 4 };
+        var weights = new[] { TestData.Floats(6 * dim, 1), TestData.Floats(4 * dim, 2) };
+        var (idx, off, psw) = EmbeddingBagReference.Bags(tables * batch, maxLen: 4, rows: 4, seed: 3);
+        var dOut = TestData.Floats(batch * tables * dim, 4);
+        var ws = new EmbeddingBagWorkspace();
+        EmbeddingBagKernels.BackwardTables(weights, rows, dim, batch, idx, off, psw, PoolingMode.Sum, dOut, tables * dim, 0,
+            SparseUpdate.Collect, default, default, ws);
+        var single = new EmbeddingBagWorkspace();
+        for (int f = 0; f < tables; f++)
+        {
+            EmbeddingBagKernels.Backward(weights[f], rows[f], dim, idx, off.AsSpan(f * batch, batch + 1), psw, PoolingMode.Sum,
+                dOut, tables * dim, f * dim, SparseUpdate.Collect, default, default, single);
+            Assert.That(ws.UniqueIds(f).ToArray(), Is.EqualTo(single.UniqueIds(0).ToArray()), $"table {f} ids");
+            Assert.That(ws.RowGradients(f).ToArray(), Is.EqualTo(single.RowGradients(0).ToArray()), $"table {f} grads");
+        }
+    }
+
+    [Test]
+    public void Backward_Sgd_UpdatesTouchedRowsOnly()
+    {
+        const int rows = 50, dim = 19, bags = 6;
+        var w = TestData.Floats(rows * dim, 5);
+        var before = (float[])w.Clone();
+        var (idx, off, _) = EmbeddingBagReference.Bags(bags, maxLen: 3, rows: 10, seed: 6); // ids < 10 only
+        var dOut = TestData.Floats(bags * dim, 7);
+        EmbeddingBagKernels.Backward(w, rows, dim, idx, off, default, PoolingMode.Mean, dOut, dim, 0,
+            SparseUpdate.Sgd(0.5f), default, default, new EmbeddingBagWorkspace());
+        var g = EmbeddingBagReference.RowGradients(dim, idx, off, null, true, dOut);
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < dim; c++)
+            {
+                double expected = before[r * dim + c] - (g.TryGetValue(r, out var gr) ? 0.5 * gr[c] : 0.0);
+                if (!g.ContainsKey(r)) Assert.That(w[r * dim + c], Is.EqualTo(before[r * dim + c]), $"untouched row {r} changed");
+                else Assert.That(w[r * dim + c], Is.EqualTo(expected).Within(1e-5), $"row {r} col {c}");
+            }
+    }
+
+    [Test]
+    public void Forward_IdOutOfRange_ThrowsNamingIdPositionRows([Values(-1, 7, int.MaxValue, int.MinValue)] int badId)
+    {
+        var w = TestData.Floats(7 * 16, 1);
+        int[] idx = { 0, 3, 6, badId, 2 };
+        var ex = Assert.Throws<EmbeddingIndexOutOfRangeException>(() =>
+            EmbeddingBagKernels.Forward(w, 7, 16, idx, new[] { 0, 2, 5 }, default, PoolingMode.Sum, new float[32], 16, 0));
+        Assert.That(ex!.Position, Is.EqualTo(3));
+        Assert.That(ex.Id, Is.EqualTo(badId));
+        Assert.That(ex.Rows, Is.EqualTo(7));
+        Assert.That(ex.Message, Does.Contain(badId.ToString()).And.Contain("position 3").And.Contain("7 rows"));
+    }
+
+    [Test]
+    public void Backward_IdOutOfRange_ThrowsAndUpdatesNothing()
+    {
+        var w = TestData.Floats(7 * 16, 1);
+        var before = (float[])w.Clone();
+        int[] idx = { 0, 3, 6, 9, 2 };
+        var ex = Assert.Throws<EmbeddingIndexOutOfRangeException>(() =>
+            EmbeddingBagKernels.Backward(w, 7, 16, idx, new[] { 0, 2, 5 }, default, PoolingMode.Sum, new float[32], 16, 0,
+                SparseUpdate.Sgd(1f), default, default, new EmbeddingBagWorkspace()));
+        Assert.That(ex!.Position, Is.EqualTo(3));
+        Assert.That(w, Is.EqualTo(before));
+    }
+
+    [Test]
+    public void ForwardTables_IdOutOfRangeInSecondTable_NamesTable()
+    {
+        var weights = new[] { new float[4 * 8], new float[2 * 8] };
+        int[] idx = { 3, 3, 1, 2 }; // table 1 has 2 rows: id 2 at position 3 is out of range
+        var ex = Assert.Throws<EmbeddingIndexOutOfRangeException>(() =>
+            EmbeddingBagKernels.ForwardTables(weights, new[] { 4, 2 }, 8, 2, idx, new[] { 0, 1, 2, 3, 4 }, default, PoolingMode.Sum,
+                new float[2 * 16], 16, 0));
+        Assert.That((ex!.Table, ex.Position, ex.Id, ex.Rows), Is.EqualTo((1, 3, 2, 2)));
+    }
+
+    [Test]
+    public void Forward_BadOffsets_ThrowsArgumentException()
+    {
+        var w = new float[4 * 8];
+        Assert.Throws<ArgumentException>(() =>
+            EmbeddingBagKernels.Forward(w, 4, 8, new[] { 0, 1 }, new[] { 0, 2, 1 }, default, PoolingMode.Sum, new float[16], 8, 0));
+        Assert.Throws<ArgumentException>(() =>
+            EmbeddingBagKernels.Forward(w, 4, 8, new[] { 0, 1 }, new[] { 0, 3 }, default, PoolingMode.Sum, new float[8], 8, 0));
+        Assert.Throws<ArgumentException>(() =>
+            EmbeddingBagKernels.Forward(w, 4, 8, new[] { 0, 1 }, new[] { 0, 1, 2 }, default, PoolingMode.Sum, new float[15], 8, 0));
+    }
+
+    [Test]
+    public unsafe void RadixSortHigh_WideIds_SortsStablyByIdThenPosition()
+    {
+        var r = new Random(9);
+        int n = 5000;
+        var keys = new ulong[n];
+        for (int i = 0; i < n; i++) keys[i] = ((ulong)(uint)r.Next(1 << 26) << 32) | (uint)i;
+        var expected = keys.OrderBy(k => k >> 32).ThenBy(k => (uint)k).ToArray();
+        var tmp = new ulong[n];
+        int* count = stackalloc int[2048];
+        fixed (ulong* k = keys)
+        fixed (ulong* t = tmp)
+            EmbeddingBagKernels.RadixSortHigh(k, t, n, 26, count);
+        Assert.That(keys, Is.EqualTo(expected));
+    }
+
+    [Test]
+    public void ForwardAndBackward_TwoThreadsVsOne_BitIdentical()
+    {
+        const int rows = 300, dim = 64, batch = 512, tables = 2;
+        int saved = KernelParallelism.MaxThreads;
+        try
+        {
+            var (idx, off, psw) = EmbeddingBagReference.Bags(tables * batch, maxLen: 8, rows, seed: 11);
+            var dOut = TestData.Floats(batch * tables * dim, 12);
+            float[][] Run(int threads, out float[] output)
+            {
+                KernelParallelism.MaxThreads = threads;
+                var weights = new[] { TestData.Floats(rows * dim, 1), TestData.Floats(rows * dim, 2) };
+                var states = new[] { new float[rows], new float[rows] };
+                output = new float[batch * tables * dim];
+                EmbeddingBagKernels.ForwardTables(weights, new[] { rows, rows }, dim, batch, idx, off, psw, PoolingMode.Mean, output, tables * dim, 0);
+                var ws = new EmbeddingBagWorkspace();
+                for (int step = 0; step < 2; step++)
+                    EmbeddingBagKernels.BackwardTables(weights, new[] { rows, rows }, dim, batch, idx, off, psw, PoolingMode.Mean, dOut, tables * dim, 0,
+                        SparseUpdate.RowwiseAdagrad(0.1f, 1e-8f), states, default, ws);
+                return weights;
+            }
+            var w1 = Run(1, out var o1);
+            var w2 = Run(2, out var o2);
+            var w2b = Run(2, out _);
+            Assert.That(o2, Is.EqualTo(o1));
+            for (int f = 0; f < tables; f++)
+            {
+                Assert.That(w2[f], Is.EqualTo(w1[f]), $"table {f}: 2 threads vs 1");
+                Assert.That(w2b[f], Is.EqualTo(w2[f]), $"table {f}: run to run");
+            }
+        }
+        finally
+        {
+            KernelParallelism.MaxThreads = saved;
+        }
+    }
+}
