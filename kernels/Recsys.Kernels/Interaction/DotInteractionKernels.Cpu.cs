@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using Recsys.Kernels.Common;
 
 namespace Recsys.Kernels.Interaction;
@@ -48,8 +49,17 @@ public static unsafe class DotInteractionKernels
         }
     }
 
-    /// <summary>Scratch floats a chunk needs: T rows plus (backward) the pair-gradient matrix.</summary>
-    private static int ScratchFloats(int n, int dim) => n * dim + n * n;
+    /// <summary>
+    /// Scratch floats a chunk needs: T rows plus the pair-gradient matrix (backward, and the dot-product
+    /// forward), or Tᵀ padded to whole Vector512s plus one block of Z rows (blocked forward).
+    /// </summary>
+    private static int ScratchFloats(int n, int dim) => Math.Max(n * dim + n * n, (dim + RowBlock) * PadColumns(n));
+
+    /// <summary>Columns of Tᵀ / Z: n rounded up to a whole number of Vector512s (zero padding).</summary>
+    private static int PadColumns(int n) => (n + 15) & ~15;
+
+    /// <summary>Rows of Z computed together in the blocked forward (4 rows x 2 vectors = 8 accumulators).</summary>
+    private const int RowBlock = 4;
 
     // Up to 16K floats (64 KB) of per-chunk scratch lives on the stack; larger problems take one
     // array per chunk (per call, not per sample).
@@ -68,11 +78,91 @@ public static unsafe class DotInteractionKernels
             if (need <= StackScratchLimit)
             {
                 float* scratch = stackalloc float[need];
-                Rows(start, end, scratch);
+                if (Vector512.IsHardwareAccelerated) Blocked(start, end, scratch); else Rows(start, end, scratch);
             }
             else
             {
-                fixed (float* scratch = new float[need]) Rows(start, end, scratch);
+                fixed (float* scratch = new float[need])
+                    if (Vector512.IsHardwareAccelerated) Blocked(start, end, scratch); else Rows(start, end, scratch);
+            }
+        }
+
+        /// <summary>
+        /// Z rows by broadcast-FMA over Tᵀ: Z[i, j..j+16) = Σ_k T[i, k]·Tᵀ[k, j..j+16). Four rows and two
+        /// column vectors at a time give 8 independent accumulators and no horizontal sums; only the
+        /// column blocks that hold some j &lt; i are computed.
+        /// </summary>
+        private readonly void Blocked(int start, int end, float* scratch)
+        {
+            int n = F + 1, d = D, np = PadColumns(n);
+            int width = OutputDim(F, d);
+            float* tt = scratch;            // [D, np]
+            float* zb = scratch + d * np;   // [RowBlock, np]
+            new Span<float>(tt, d * np).Clear();
+            for (int b = start; b < end; b++)
+            {
+                float* x = Dense + (long)b * d;
+                float* e = Sparse + (long)b * F * d;
+                float* o = Output + (long)b * width;
+                RowMath.Copy(x, o, d);
+                for (int k = 0; k < d; k++) tt[k * np] = x[k];
+                for (int j = 1; j < n; j++)
+                {
+                    float* ej = e + (j - 1) * d;
+                    for (int k = 0; k < d; k++) tt[k * np + j] = ej[k];
+                }
+                for (int i0 = 1; i0 < n; i0 += RowBlock)
+                {
+                    int rows = Math.Min(RowBlock, n - i0);
+                    // Row pointers into T; rows past the end repeat the last one (their results are dropped).
+                    float* r0 = e + (i0 - 1) * d;
+                    float* r1 = e + (i0 - 1 + Math.Min(1, rows - 1)) * d;
+                    float* r2 = e + (i0 - 1 + Math.Min(2, rows - 1)) * d;
+                    float* r3 = e + (i0 - 1 + Math.Min(3, rows - 1)) * d;
+                    int cols = i0 + rows - 1; // largest j needed + 1
+                    for (int c = 0; c < cols; c += 32)
+                    {
+                        float* tc = tt + c;
+                        if (c + 16 < cols)
+                        {
+                            Vector512<float> a00 = default, a01 = default, a10 = default, a11 = default;
+                            Vector512<float> a20 = default, a21 = default, a30 = default, a31 = default;
+                            for (int k = 0; k < d; k++, tc += np)
+                            {
+                                var v0 = Vector512.Load(tc);
+                                var v1 = Vector512.Load(tc + 16);
+                                var w0 = Vector512.Create(r0[k]); var w1 = Vector512.Create(r1[k]);
+                                var w2 = Vector512.Create(r2[k]); var w3 = Vector512.Create(r3[k]);
+                                a00 = Vector512.FusedMultiplyAdd(w0, v0, a00); a01 = Vector512.FusedMultiplyAdd(w0, v1, a01);
+                                a10 = Vector512.FusedMultiplyAdd(w1, v0, a10); a11 = Vector512.FusedMultiplyAdd(w1, v1, a11);
+                                a20 = Vector512.FusedMultiplyAdd(w2, v0, a20); a21 = Vector512.FusedMultiplyAdd(w2, v1, a21);
+                                a30 = Vector512.FusedMultiplyAdd(w3, v0, a30); a31 = Vector512.FusedMultiplyAdd(w3, v1, a31);
+                            }
+                            a00.Store(zb + c); a01.Store(zb + c + 16);
+                            a10.Store(zb + np + c); a11.Store(zb + np + c + 16);
+                            a20.Store(zb + 2 * np + c); a21.Store(zb + 2 * np + c + 16);
+                            a30.Store(zb + 3 * np + c); a31.Store(zb + 3 * np + c + 16);
+                        }
+                        else
+                        {
+                            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                            for (int k = 0; k < d; k++, tc += np)
+                            {
+                                var v0 = Vector512.Load(tc);
+                                a0 = Vector512.FusedMultiplyAdd(Vector512.Create(r0[k]), v0, a0);
+                                a1 = Vector512.FusedMultiplyAdd(Vector512.Create(r1[k]), v0, a1);
+                                a2 = Vector512.FusedMultiplyAdd(Vector512.Create(r2[k]), v0, a2);
+                                a3 = Vector512.FusedMultiplyAdd(Vector512.Create(r3[k]), v0, a3);
+                            }
+                            a0.Store(zb + c); a1.Store(zb + np + c); a2.Store(zb + 2 * np + c); a3.Store(zb + 3 * np + c);
+                        }
+                    }
+                    for (int r = 0; r < rows; r++)
+                    {
+                        int i = i0 + r;
+                        RowMath.Copy(zb + r * np, o + d + i * (i - 1) / 2, i);
+                    }
+                }
             }
         }
 
