@@ -1,0 +1,268 @@
+using System.Runtime.Intrinsics;
+using Recsys.Kernels.Common;
+using Recsys.Kernels.Gemm;
+
+namespace Recsys.Kernels.Interaction;
+
+/// <summary>
+/// DCNv2 cross layer, row-major, batch B, width d:
+/// <code>y = x0 ⊙ (W·x_l + b) + x_l</code>
+/// full rank (W [d, d], PyTorch's [out, in] layout) or low rank (W = U·Vᵀ, U and V [d, r]).
+/// The GEMMs go to <see cref="GemmKernels"/>; the elementwise part (⊙ x0, + b, + x_l) and its
+/// backward are fused into one pass over the rows each.
+/// </summary>
+public static unsafe class CrossKernels
+{
+    /// <summary>
+    /// Full-rank forward. <paramref name="hidden"/> [B, d] receives W·x_l + b (saved for backward);
+    /// <paramref name="output"/> [B, d] receives y.
+    /// </summary>
+    public static void Forward(ReadOnlySpan<float> x0, ReadOnlySpan<float> xl, ReadOnlySpan<float> weight, ReadOnlySpan<float> bias,
+        Span<float> hidden, Span<float> output, int batch, int dim)
+    {
+        CheckRows(x0, xl, hidden, output, batch, dim, nameof(Forward));
+        KernelGuard.AtLeast(weight, (long)dim * dim, nameof(weight), nameof(Forward));
+        GemmKernels.MatMulNT(xl, weight, hidden, batch, dim, dim, accumulate: false);
+        ForwardEpilogue(x0, xl, bias, hidden, output, batch, dim);
+    }
+
+    /// <summary>
+    /// Full-rank backward. <paramref name="dPre"/> [B, d] is scratch (receives dOutput ⊙ x0). Every
+    /// gradient accumulates; an empty <paramref name="dX0"/> / <paramref name="dXl"/> /
+    /// <paramref name="dWeight"/> / <paramref name="dBias"/> is skipped. dX0 and dXl may be the same
+    /// buffer (first layer, x_l = x0).
+    /// </summary>
+    public static void Backward(ReadOnlySpan<float> dOutput, ReadOnlySpan<float> x0, ReadOnlySpan<float> xl, ReadOnlySpan<float> weight,
+        ReadOnlySpan<float> hidden, Span<float> dPre, Span<float> dX0, Span<float> dXl, Span<float> dWeight, Span<float> dBias, int batch, int dim)
+    {
+        KernelGuard.AtLeast(weight, (long)dim * dim, nameof(weight), nameof(Backward));
+        BackwardEpilogue(dOutput, x0, hidden, dPre, dX0, dXl, batch, dim);
+        if (!dWeight.IsEmpty) GemmKernels.MatMulTN(dPre, xl, dWeight, dim, dim, batch, accumulate: true);
+        if (!dBias.IsEmpty) ColumnSum(dPre, dBias, batch, dim, accumulate: true);
+        if (!dXl.IsEmpty) GemmKernels.MatMul(dPre, weight, dXl, batch, dim, dim, accumulate: true);
+    }
+
+    /// <summary>
+    /// Low-rank forward. <paramref name="projected"/> [B, r] receives x_l·V (saved for backward);
+    /// <paramref name="hidden"/> [B, d] receives U·(Vᵀ x_l) + b; <paramref name="output"/> [B, d] receives y.
+    /// </summary>
+    public static void ForwardLowRank(ReadOnlySpan<float> x0, ReadOnlySpan<float> xl, ReadOnlySpan<float> u, ReadOnlySpan<float> v,
+        ReadOnlySpan<float> bias, Span<float> projected, Span<float> hidden, Span<float> output, int batch, int dim, int rank)
+    {
+        CheckRows(x0, xl, hidden, output, batch, dim, nameof(ForwardLowRank));
+        KernelGuard.Positive(rank, nameof(rank), nameof(ForwardLowRank));
+        KernelGuard.AtLeast(u, (long)dim * rank, nameof(u), nameof(ForwardLowRank));
+        KernelGuard.AtLeast(v, (long)dim * rank, nameof(v), nameof(ForwardLowRank));
+        KernelGuard.AtLeast(projected, (long)batch * rank, nameof(projected), nameof(ForwardLowRank));
+        GemmKernels.MatMul(xl, v, projected, batch, rank, dim, accumulate: false);
+        GemmKernels.MatMulNT(projected, u, hidden, batch, dim, rank, accumulate: false);
+        ForwardEpilogue(x0, xl, bias, hidden, output, batch, dim);
+    }
+
+    /// <summary>
+    /// Low-rank backward. Scratch: <paramref name="dPre"/> [B, d], <paramref name="dProjected"/> [B, r].
+    /// Gradients accumulate; empty ones are skipped (dProjected is still needed for dV / dXl).
+    /// </summary>
+    public static void BackwardLowRank(ReadOnlySpan<float> dOutput, ReadOnlySpan<float> x0, ReadOnlySpan<float> xl,
+        ReadOnlySpan<float> u, ReadOnlySpan<float> v, ReadOnlySpan<float> projected, ReadOnlySpan<float> hidden,
+        Span<float> dPre, Span<float> dProjected, Span<float> dX0, Span<float> dXl, Span<float> dU, Span<float> dV, Span<float> dBias,
+        int batch, int dim, int rank)
+    {
+        KernelGuard.Positive(rank, nameof(rank), nameof(BackwardLowRank));
+        KernelGuard.AtLeast(u, (long)dim * rank, nameof(u), nameof(BackwardLowRank));
+        KernelGuard.AtLeast(v, (long)dim * rank, nameof(v), nameof(BackwardLowRank));
+        KernelGuard.AtLeast(dProjected, (long)batch * rank, nameof(dProjected), nameof(BackwardLowRank));
+        BackwardEpilogue(dOutput, x0, hidden, dPre, dX0, dXl, batch, dim);
+        if (!dU.IsEmpty) GemmKernels.MatMulTN(dPre, projected, dU, dim, rank, batch, accumulate: true);
+        if (!dBias.IsEmpty) ColumnSum(dPre, dBias, batch, dim, accumulate: true);
+        if (dV.IsEmpty && dXl.IsEmpty) return;
+        GemmKernels.MatMul(dPre, u, dProjected, batch, rank, dim, accumulate: false);
+        if (!dV.IsEmpty) GemmKernels.MatMulTN(xl, dProjected, dV, dim, rank, batch, accumulate: true);
+        if (!dXl.IsEmpty) GemmKernels.MatMulNT(dProjected, v, dXl, batch, dim, rank, accumulate: true);
+    }
+
+    /// <summary>Fused forward epilogue: hidden += b (in place), output = x0 ⊙ hidden + x_l. All [B, d], bias [d].</summary>
+    public static void ForwardEpilogue(ReadOnlySpan<float> x0, ReadOnlySpan<float> xl, ReadOnlySpan<float> bias,
+        Span<float> hidden, Span<float> output, int batch, int dim)
+    {
+        CheckRows(x0, xl, hidden, output, batch, dim, nameof(ForwardEpilogue));
+        KernelGuard.AtLeast(bias, dim, nameof(bias), nameof(ForwardEpilogue));
+        if (batch == 0 || dim == 0) return;
+        fixed (float* p0 = x0, pl = xl, pb = bias, ph = hidden, po = output)
+        {
+            var body = new ForwardEpilogueBody { X0 = p0, Xl = pl, Bias = pb, Hidden = ph, Output = po, Batch = batch, Dim = dim };
+            KernelParallelism.For(KernelParallelism.Chunks(batch, 4L * dim, 262_144), ref body);
+        }
+    }
+
+    /// <summary>
+    /// Fused backward epilogue: dPre = dOutput ⊙ x0; dX0 += dOutput ⊙ hidden; dXl += dOutput (the
+    /// residual). Empty dX0 / dXl are skipped; they may alias.
+    /// </summary>
+    public static void BackwardEpilogue(ReadOnlySpan<float> dOutput, ReadOnlySpan<float> x0, ReadOnlySpan<float> hidden,
+        Span<float> dPre, Span<float> dX0, Span<float> dXl, int batch, int dim)
+    {
+        long size = (long)batch * dim;
+        KernelGuard.NonNegative(batch, nameof(batch), nameof(BackwardEpilogue));
+        KernelGuard.NonNegative(dim, nameof(dim), nameof(BackwardEpilogue));
+        KernelGuard.AtLeast(dOutput, size, nameof(dOutput), nameof(BackwardEpilogue));
+        KernelGuard.AtLeast(x0, size, nameof(x0), nameof(BackwardEpilogue));
+        KernelGuard.AtLeast(hidden, size, nameof(hidden), nameof(BackwardEpilogue));
+        KernelGuard.AtLeast(dPre, size, nameof(dPre), nameof(BackwardEpilogue));
+        if (!dX0.IsEmpty) KernelGuard.AtLeast(dX0, size, nameof(dX0), nameof(BackwardEpilogue));
+        if (!dXl.IsEmpty) KernelGuard.AtLeast(dXl, size, nameof(dXl), nameof(BackwardEpilogue));
+        if (size == 0) return;
+        fixed (float* pg = dOutput, p0 = x0, ph = hidden, pp = dPre, pd0 = dX0, pdl = dXl)
+        {
+            var body = new BackwardEpilogueBody
+            {
+                DOutput = pg, X0 = p0, Hidden = ph, DPre = pp, DX0 = dX0.IsEmpty ? null : pd0, DXl = dXl.IsEmpty ? null : pdl,
+                Batch = batch, Dim = dim,
+            };
+            KernelParallelism.For(KernelParallelism.Chunks(batch, 6L * dim, 262_144), ref body);
+        }
+    }
+
+    /// <summary>dst[c] (+)= Σ_r x[r, c] over a row-major [rows, cols] block (bias gradients). Parallel over column blocks, so deterministic.</summary>
+    public static void ColumnSum(ReadOnlySpan<float> x, Span<float> dst, int rows, int cols, bool accumulate)
+    {
+        KernelGuard.NonNegative(rows, nameof(rows), nameof(ColumnSum));
+        KernelGuard.NonNegative(cols, nameof(cols), nameof(ColumnSum));
+        KernelGuard.AtLeast(x, (long)rows * cols, nameof(x), nameof(ColumnSum));
+        KernelGuard.AtLeast(dst, cols, nameof(dst), nameof(ColumnSum));
+        if (cols == 0) return;
+        fixed (float* px = x, pd = dst)
+        {
+            // Blocks of 64 columns: one cache line per row per block.
+            int blocks = (cols + 63) / 64;
+            var body = new ColumnSumBody { X = px, Dst = pd, Rows = rows, Cols = cols, Blocks = blocks, Accumulate = accumulate };
+            KernelParallelism.For(KernelParallelism.Chunks(blocks, 64L * rows, 262_144), ref body);
+        }
+    }
+
+    private struct ForwardEpilogueBody : IChunkBody
+    {
+        public float* X0, Xl, Bias, Hidden, Output;
+        public int Batch, Dim;
+
+        public readonly void Run(int chunk, int chunks)
+        {
+            var (start, end) = KernelParallelism.Range(Batch, chunks, chunk);
+            int n = Dim;
+            for (int r = start; r < end; r++)
+            {
+                long o = (long)r * n;
+                float* x0 = X0 + o, xl = Xl + o, h = Hidden + o, y = Output + o, b = Bias;
+                int i = 0;
+                if (Vector512.IsHardwareAccelerated)
+                    for (; i + 16 <= n; i += 16)
+                    {
+                        var hv = Vector512.Load(h + i) + Vector512.Load(b + i);
+                        hv.Store(h + i);
+                        Vector512.FusedMultiplyAdd(Vector512.Load(x0 + i), hv, Vector512.Load(xl + i)).Store(y + i);
+                    }
+                if (Vector256.IsHardwareAccelerated)
+                    for (; i + 8 <= n; i += 8)
+                    {
+                        var hv = Vector256.Load(h + i) + Vector256.Load(b + i);
+                        hv.Store(h + i);
+                        Vector256.FusedMultiplyAdd(Vector256.Load(x0 + i), hv, Vector256.Load(xl + i)).Store(y + i);
+                    }
+                if (Vector128.IsHardwareAccelerated)
+                    for (; i + 4 <= n; i += 4)
+                    {
+                        var hv = Vector128.Load(h + i) + Vector128.Load(b + i);
+                        hv.Store(h + i);
+                        Vector128.FusedMultiplyAdd(Vector128.Load(x0 + i), hv, Vector128.Load(xl + i)).Store(y + i);
+                    }
+                for (; i < n; i++)
+                {
+                    float hv = h[i] + b[i];
+                    h[i] = hv;
+                    y[i] = x0[i] * hv + xl[i];
+                }
+            }
+        }
+    }
+
+    private struct BackwardEpilogueBody : IChunkBody
+    {
+        public float* DOutput, X0, Hidden, DPre, DX0, DXl;
+        public int Batch, Dim;
+
+        public readonly void Run(int chunk, int chunks)
+        {
+            var (start, end) = KernelParallelism.Range(Batch, chunks, chunk);
+            int n = Dim;
+            for (int r = start; r < end; r++)
+            {
+                long o = (long)r * n;
+                float* g = DOutput + o, x0 = X0 + o, h = Hidden + o, dp = DPre + o;
+                float* dx0 = DX0 == null ? null : DX0 + o;
+                float* dxl = DXl == null ? null : DXl + o;
+                // dX0 is updated before dXl element by element, so aliased buffers (x_l = x0) get both terms.
+                int i = 0;
+                if (Vector512.IsHardwareAccelerated)
+                    for (; i + 16 <= n; i += 16)
+                    {
+                        var gv = Vector512.Load(g + i);
+                        (gv * Vector512.Load(x0 + i)).Store(dp + i);
+                        if (dx0 != null) Vector512.FusedMultiplyAdd(gv, Vector512.Load(h + i), Vector512.Load(dx0 + i)).Store(dx0 + i);
+                        if (dxl != null) (Vector512.Load(dxl + i) + gv).Store(dxl + i);
+                    }
+                if (Vector256.IsHardwareAccelerated)
+                    for (; i + 8 <= n; i += 8)
+                    {
+                        var gv = Vector256.Load(g + i);
+                        (gv * Vector256.Load(x0 + i)).Store(dp + i);
+                        if (dx0 != null) Vector256.FusedMultiplyAdd(gv, Vector256.Load(h + i), Vector256.Load(dx0 + i)).Store(dx0 + i);
+                        if (dxl != null) (Vector256.Load(dxl + i) + gv).Store(dxl + i);
+                    }
+                if (Vector128.IsHardwareAccelerated)
+                    for (; i + 4 <= n; i += 4)
+                    {
+                        var gv = Vector128.Load(g + i);
+                        (gv * Vector128.Load(x0 + i)).Store(dp + i);
+                        if (dx0 != null) Vector128.FusedMultiplyAdd(gv, Vector128.Load(h + i), Vector128.Load(dx0 + i)).Store(dx0 + i);
+                        if (dxl != null) (Vector128.Load(dxl + i) + gv).Store(dxl + i);
+                    }
+                for (; i < n; i++)
+                {
+                    float gv = g[i];
+                    dp[i] = gv * x0[i];
+                    if (dx0 != null) dx0[i] += gv * h[i];
+                    if (dxl != null) dxl[i] += gv;
+                }
+            }
+        }
+    }
+
+    private struct ColumnSumBody : IChunkBody
+    {
+        public float* X, Dst;
+        public int Rows, Cols, Blocks;
+        public bool Accumulate;
+
+        public readonly void Run(int chunk, int chunks)
+        {
+            var (start, end) = KernelParallelism.Range(Blocks, chunks, chunk);
+            for (int blk = start; blk < end; blk++)
+            {
+                int c0 = blk * 64, c1 = Math.Min(Cols, c0 + 64);
+                RowMath.ColumnSum(X, Rows, Cols, c0, c1, Dst, Accumulate);
+            }
+        }
+    }
+
+    private static void CheckRows(ReadOnlySpan<float> x0, ReadOnlySpan<float> xl, ReadOnlySpan<float> hidden, ReadOnlySpan<float> output,
+        int batch, int dim, string op)
+    {
+        KernelGuard.NonNegative(batch, nameof(batch), op);
+        KernelGuard.NonNegative(dim, nameof(dim), op);
+        long size = (long)batch * dim;
+        KernelGuard.AtLeast(x0, size, nameof(x0), op);
+        KernelGuard.AtLeast(xl, size, nameof(xl), op);
+        KernelGuard.AtLeast(hidden, size, nameof(hidden), op);
+        KernelGuard.AtLeast(output, size, nameof(output), op);
+    }
+}

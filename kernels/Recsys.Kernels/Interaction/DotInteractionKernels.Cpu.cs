@@ -1,0 +1,256 @@
+using System.Runtime.Intrinsics;
+using Recsys.Kernels.Common;
+
+namespace Recsys.Kernels.Interaction;
+
+/// <summary>
+/// DLRM dot interaction. Per sample b the feature rows T = [x_b, e_b0 .. e_b(F-1)] ([F+1, D]) are
+/// multiplied with each other, Z = T·Tᵀ, and the strict lower triangle (i &gt; j, row-major in i then
+/// j: (1,0), (2,0), (2,1), (3,0), ...) is appended to the dense row:
+/// <c>out[b] = concat(x_b, Z_b[1,0], Z_b[2,0], Z_b[2,1], ...)</c>, shape [B, D + (F+1)F/2].
+/// Work is per sample: the F+1 rows are copied into one contiguous scratch block (27 x 64 floats =
+/// 7 KB at DLRM sizes, so it stays in L1) and every dot product reads from there.
+/// </summary>
+public static unsafe class DotInteractionKernels
+{
+    /// <summary>Output width: D + (F+1)F/2.</summary>
+    public static int OutputDim(int features, int dim) => dim + (features + 1) * features / 2;
+
+    /// <summary>Forward: output [B, D + (F+1)F/2] from dense [B, D] and sparse [B, F, D].</summary>
+    public static void Forward(ReadOnlySpan<float> dense, ReadOnlySpan<float> sparse, Span<float> output, int batch, int features, int dim)
+    {
+        Check(dense.Length, sparse.Length, output.Length, batch, features, dim, nameof(Forward), "output");
+        if (batch == 0) return;
+        int n = features + 1;
+        fixed (float* pd = dense, ps = sparse, po = output)
+        {
+            var body = new ForwardBody { Dense = pd, Sparse = ps, Output = po, Batch = batch, F = features, D = dim };
+            KernelParallelism.For(KernelParallelism.Chunks(batch, (long)n * n * dim / 2 + dim), ref body);
+        }
+    }
+
+    /// <summary>
+    /// Backward: dDense [B, D] += ∂/∂x and dSparse [B, F, D] += ∂/∂e from dOutput [B, D + (F+1)F/2].
+    /// With G the symmetric [F+1, F+1] matrix holding dOutput's pair gradients in both triangles
+    /// (zero diagonal), dT_i = Σ_j G_ij T_j; the dense row also gets the pass-through dOutput[b, 0..D).
+    /// </summary>
+    public static void Backward(ReadOnlySpan<float> dense, ReadOnlySpan<float> sparse, ReadOnlySpan<float> dOutput,
+        Span<float> dDense, Span<float> dSparse, int batch, int features, int dim)
+    {
+        Check(dense.Length, sparse.Length, dOutput.Length, batch, features, dim, nameof(Backward), nameof(dOutput));
+        KernelGuard.AtLeast(dDense, (long)batch * dim, nameof(dDense), nameof(Backward));
+        KernelGuard.AtLeast(dSparse, (long)batch * features * dim, nameof(dSparse), nameof(Backward));
+        if (batch == 0) return;
+        int n = features + 1;
+        fixed (float* pd = dense, ps = sparse, pg = dOutput, pdd = dDense, pds = dSparse)
+        {
+            var body = new BackwardBody { Dense = pd, Sparse = ps, DOutput = pg, DDense = pdd, DSparse = pds, Batch = batch, F = features, D = dim };
+            KernelParallelism.For(KernelParallelism.Chunks(batch, (long)n * n * dim + dim), ref body);
+        }
+    }
+
+    /// <summary>
+    /// Scratch floats a chunk needs: T rows plus the pair-gradient matrix (backward, and the dot-product
+    /// forward), or Tᵀ padded to whole Vector512s plus one block of Z rows (blocked forward).
+    /// </summary>
+    private static int ScratchFloats(int n, int dim) => Math.Max(n * dim + n * n, (dim + RowBlock) * PadColumns(n));
+
+    /// <summary>Columns of Tᵀ / Z: n rounded up to a whole number of Vector512s (zero padding).</summary>
+    private static int PadColumns(int n) => (n + 15) & ~15;
+
+    /// <summary>Rows of Z computed together in the blocked forward (4 rows x 2 vectors = 8 accumulators).</summary>
+    private const int RowBlock = 4;
+
+    // Up to 16K floats (64 KB) of per-chunk scratch lives on the stack; larger problems take one
+    // array per chunk (per call, not per sample).
+    private const int StackScratchLimit = 16 * 1024;
+
+    private struct ForwardBody : IChunkBody
+    {
+        public float* Dense, Sparse, Output;
+        public int Batch, F, D;
+
+        public void Run(int chunk, int chunks)
+        {
+            var (start, end) = KernelParallelism.Range(Batch, chunks, chunk);
+            int n = F + 1;
+            int need = ScratchFloats(n, D);
+            if (need <= StackScratchLimit)
+            {
+                float* scratch = stackalloc float[need];
+                if (Vector512.IsHardwareAccelerated) Blocked(start, end, scratch); else Rows(start, end, scratch);
+            }
+            else
+            {
+                fixed (float* scratch = new float[need])
+                    if (Vector512.IsHardwareAccelerated) Blocked(start, end, scratch); else Rows(start, end, scratch);
+            }
+        }
+
+        /// <summary>
+        /// Z rows by broadcast-FMA over Tᵀ: Z[i, j..j+16) = Σ_k T[i, k]·Tᵀ[k, j..j+16). Four rows and two
+        /// column vectors at a time give 8 independent accumulators and no horizontal sums; only the
+        /// column blocks that hold some j &lt; i are computed.
+        /// </summary>
+        private readonly void Blocked(int start, int end, float* scratch)
+        {
+            int n = F + 1, d = D, np = PadColumns(n);
+            int width = OutputDim(F, d);
+            float* tt = scratch;            // [D, np]
+            float* zb = scratch + d * np;   // [RowBlock, np]
+            new Span<float>(tt, d * np).Clear();
+            for (int b = start; b < end; b++)
+            {
+                float* x = Dense + (long)b * d;
+                float* e = Sparse + (long)b * F * d;
+                float* o = Output + (long)b * width;
+                RowMath.Copy(x, o, d);
+                for (int k = 0; k < d; k++) tt[k * np] = x[k];
+                for (int j = 1; j < n; j++)
+                {
+                    float* ej = e + (j - 1) * d;
+                    for (int k = 0; k < d; k++) tt[k * np + j] = ej[k];
+                }
+                for (int i0 = 1; i0 < n; i0 += RowBlock)
+                {
+                    int rows = Math.Min(RowBlock, n - i0);
+                    // Row pointers into T; rows past the end repeat the last one (their results are dropped).
+                    float* r0 = e + (i0 - 1) * d;
+                    float* r1 = e + (i0 - 1 + Math.Min(1, rows - 1)) * d;
+                    float* r2 = e + (i0 - 1 + Math.Min(2, rows - 1)) * d;
+                    float* r3 = e + (i0 - 1 + Math.Min(3, rows - 1)) * d;
+                    int cols = i0 + rows - 1; // largest j needed + 1
+                    for (int c = 0; c < cols; c += 32)
+                    {
+                        float* tc = tt + c;
+                        if (c + 16 < cols)
+                        {
+                            Vector512<float> a00 = default, a01 = default, a10 = default, a11 = default;
+                            Vector512<float> a20 = default, a21 = default, a30 = default, a31 = default;
+                            for (int k = 0; k < d; k++, tc += np)
+                            {
+                                var v0 = Vector512.Load(tc);
+                                var v1 = Vector512.Load(tc + 16);
+                                var w0 = Vector512.Create(r0[k]); var w1 = Vector512.Create(r1[k]);
+                                var w2 = Vector512.Create(r2[k]); var w3 = Vector512.Create(r3[k]);
+                                a00 = Vector512.FusedMultiplyAdd(w0, v0, a00); a01 = Vector512.FusedMultiplyAdd(w0, v1, a01);
+                                a10 = Vector512.FusedMultiplyAdd(w1, v0, a10); a11 = Vector512.FusedMultiplyAdd(w1, v1, a11);
+                                a20 = Vector512.FusedMultiplyAdd(w2, v0, a20); a21 = Vector512.FusedMultiplyAdd(w2, v1, a21);
+                                a30 = Vector512.FusedMultiplyAdd(w3, v0, a30); a31 = Vector512.FusedMultiplyAdd(w3, v1, a31);
+                            }
+                            a00.Store(zb + c); a01.Store(zb + c + 16);
+                            a10.Store(zb + np + c); a11.Store(zb + np + c + 16);
+                            a20.Store(zb + 2 * np + c); a21.Store(zb + 2 * np + c + 16);
+                            a30.Store(zb + 3 * np + c); a31.Store(zb + 3 * np + c + 16);
+                        }
+                        else
+                        {
+                            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                            for (int k = 0; k < d; k++, tc += np)
+                            {
+                                var v0 = Vector512.Load(tc);
+                                a0 = Vector512.FusedMultiplyAdd(Vector512.Create(r0[k]), v0, a0);
+                                a1 = Vector512.FusedMultiplyAdd(Vector512.Create(r1[k]), v0, a1);
+                                a2 = Vector512.FusedMultiplyAdd(Vector512.Create(r2[k]), v0, a2);
+                                a3 = Vector512.FusedMultiplyAdd(Vector512.Create(r3[k]), v0, a3);
+                            }
+                            a0.Store(zb + c); a1.Store(zb + np + c); a2.Store(zb + 2 * np + c); a3.Store(zb + 3 * np + c);
+                        }
+                    }
+                    for (int r = 0; r < rows; r++)
+                    {
+                        int i = i0 + r;
+                        RowMath.Copy(zb + r * np, o + d + i * (i - 1) / 2, i);
+                    }
+                }
+            }
+        }
+
+        private readonly void Rows(int start, int end, float* t)
+        {
+            int n = F + 1, d = D;
+            int width = OutputDim(F, d);
+            for (int b = start; b < end; b++)
+            {
+                float* o = Output + (long)b * width;
+                float* x = Dense + (long)b * d;
+                RowMath.Copy(x, t, d);
+                RowMath.Copy(Sparse + (long)b * F * d, t + d, F * d);
+                RowMath.Copy(x, o, d);
+                float* z = o + d;
+                for (int i = 1; i < n; i++)
+                {
+                    float* ti = t + i * d;
+                    for (int j = 0; j < i; j++) *z++ = RowMath.Dot(ti, t + j * d, d);
+                }
+            }
+        }
+    }
+
+    private struct BackwardBody : IChunkBody
+    {
+        public float* Dense, Sparse, DOutput, DDense, DSparse;
+        public int Batch, F, D;
+
+        public void Run(int chunk, int chunks)
+        {
+            var (start, end) = KernelParallelism.Range(Batch, chunks, chunk);
+            int n = F + 1;
+            int need = ScratchFloats(n, D);
+            if (need <= StackScratchLimit)
+            {
+                float* scratch = stackalloc float[need];
+                Rows(start, end, scratch);
+            }
+            else
+            {
+                fixed (float* scratch = new float[need]) Rows(start, end, scratch);
+            }
+        }
+
+        private readonly void Rows(int start, int end, float* t)
+        {
+            int n = F + 1, d = D;
+            int width = OutputDim(F, d);
+            float* g = t + n * d;
+            for (int i = 0; i < n; i++) g[i * n + i] = 0f;
+            for (int b = start; b < end; b++)
+            {
+                float* go = DOutput + (long)b * width;
+                float* x = Dense + (long)b * d;
+                float* e = Sparse + (long)b * F * d;
+                RowMath.Copy(x, t, d);
+                RowMath.Copy(e, t + d, F * d);
+                // Both orders of a pair carry its gradient: ∂Z_ij/∂T_i = T_j and ∂Z_ij/∂T_j = T_i.
+                float* z = go + d;
+                for (int i = 1; i < n; i++)
+                    for (int j = 0; j < i; j++)
+                    {
+                        float v = *z++;
+                        g[i * n + j] = v;
+                        g[j * n + i] = v;
+                    }
+                float* dx = DDense + (long)b * d;
+                RowMath.WeightedRowSum(g, 1, t, d, n, dx, d, accumulate: true);
+                RowMath.AddInPlace(go, dx, d);
+                float* de = DSparse + (long)b * F * d;
+                for (int i = 1; i < n; i++)
+                    RowMath.WeightedRowSum(g + i * n, 1, t, d, n, de + (i - 1) * d, d, accumulate: true);
+            }
+        }
+    }
+
+    private static void Check(int denseLen, int sparseLen, int outLen, int batch, int features, int dim, string op, string outName)
+    {
+        KernelGuard.NonNegative(batch, nameof(batch), op);
+        KernelGuard.Positive(features, nameof(features), op);
+        KernelGuard.Positive(dim, nameof(dim), op);
+        if (denseLen < (long)batch * dim)
+            throw new ArgumentException($"{op}: 'dense' needs {(long)batch * dim} elements ([{batch}, {dim}]), got {denseLen}.", "dense");
+        if (sparseLen < (long)batch * features * dim)
+            throw new ArgumentException($"{op}: 'sparse' needs {(long)batch * features * dim} elements ([{batch}, {features}, {dim}]), got {sparseLen}.", "sparse");
+        long need = (long)batch * OutputDim(features, dim);
+        if (outLen < need)
+            throw new ArgumentException($"{op}: '{outName}' needs {need} elements ([{batch}, {OutputDim(features, dim)}]), got {outLen}.", outName);
+    }
+}

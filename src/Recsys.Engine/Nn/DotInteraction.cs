@@ -1,0 +1,18 @@
+using Recsys.Engine.Core;
+
+namespace Recsys.Engine.Nn;
+
+using Ops = Recsys.Engine.Ops.Ops;
+
+/// <summary>
+/// DLRM interaction arch: pairwise dot products of the dense row and the F embeddings, appended
+/// to the dense row. No parameters.
+/// </summary>
+public sealed class DotInteraction : Module
+{
+    /// <summary>Output width for F embeddings of dimension D: D + (F+1)F/2.</summary>
+    public static int OutputDim(int features, int dim) => Recsys.Kernels.Interaction.DotInteractionKernels.OutputDim(features, dim);
+
+    /// <summary>dense [B, D], sparse [B, F, D] → [B, D + (F+1)F/2].</summary>
+    public Tensor Forward(Tape tape, Tensor dense, Tensor sparse) => Ops.DotInteraction(tape, dense, sparse);
+}

@@ -1,0 +1,95 @@
+using NUnit.Framework;
+using Recsys.Kernels.Interaction;
+using Recsys.Tests.Support;
+
+namespace Recsys.Tests.Kernels.Interaction;
+
+[Category("Kernel")]
+public class DotInteractionKernelTests
+{
+    private static readonly int[] Features = { 1, 2, 3, 26 };
+    private static readonly int[] Batches = { 1, 3, 5 };
+
+    /// <summary>T row i of sample b, in float64: row 0 is dense, rows 1..F are the embeddings.</summary>
+    private static double T(float[] dense, float[] sparse, int b, int i, int k, int f, int d) =>
+        i == 0 ? dense[b * d + k] : sparse[(b * f + i - 1) * d + k];
+
+    private static double[] ReferenceForward(float[] dense, float[] sparse, int batch, int f, int d)
+    {
+        int width = d + (f + 1) * f / 2;
+        var y = new double[batch * width];
+        for (int b = 0; b < batch; b++)
+        {
+            for (int k = 0; k < d; k++) y[b * width + k] = dense[b * d + k];
+            int p = d;
+            for (int i = 1; i <= f; i++)
+                for (int j = 0; j < i; j++)
+                {
+                    double s = 0;
+                    for (int k = 0; k < d; k++) s += T(dense, sparse, b, i, k, f, d) * T(dense, sparse, b, j, k, f, d);
+                    y[b * width + p++] = s;
+                }
+        }
+        return y;
+    }
+
+    [TestCase(1), TestCase(3), TestCase(7), TestCase(15), TestCase(16), TestCase(17)]
+    [TestCase(31), TestCase(33), TestCase(63), TestCase(64), TestCase(65), TestCase(67)]
+    public void Forward_OddSizes_MatchesFloat64Reference(int d)
+    {
+        foreach (int f in Features)
+            foreach (int batch in Batches)
+            {
+                var dense = TestData.Floats(batch * d, 1 + d);
+                var sparse = TestData.Floats(batch * f * d, 2 + f);
+                var y = new float[batch * DotInteractionKernels.OutputDim(f, d)];
+                DotInteractionKernels.Forward(dense, sparse, y, batch, f, d);
+                TestData.AssertClose(y, ReferenceForward(dense, sparse, batch, f, d), 1e-4, 1e-4, $"forward B={batch} F={f} D={d}");
+            }
+    }
+
+    [TestCase(1), TestCase(3), TestCase(7), TestCase(15), TestCase(16), TestCase(17)]
+    [TestCase(31), TestCase(33), TestCase(63), TestCase(64), TestCase(65), TestCase(67)]
+    public void Backward_OddSizes_AccumulatesFloat64Reference(int d)
+    {
+        foreach (int f in Features)
+            foreach (int batch in Batches)
+            {
+                int width = DotInteractionKernels.OutputDim(f, d);
+                var dense = TestData.Floats(batch * d, 3 + d);
+                var sparse = TestData.Floats(batch * f * d, 4 + f);
+                var dOut = TestData.Floats(batch * width, 5);
+                var dDense = TestData.Floats(batch * d, 6);
+                var dSparse = TestData.Floats(batch * f * d, 7);
+                var expDense = dDense.Select(v => (double)v).ToArray();
+                var expSparse = dSparse.Select(v => (double)v).ToArray();
+                for (int b = 0; b < batch; b++)
+                {
+                    for (int k = 0; k < d; k++) expDense[b * d + k] += dOut[b * width + k];
+                    int p = d;
+                    for (int i = 1; i <= f; i++)
+                        for (int j = 0; j < i; j++)
+                        {
+                            double g = dOut[b * width + p++];
+                            for (int k = 0; k < d; k++)
+                            {
+                                double ti = T(dense, sparse, b, i, k, f, d), tj = T(dense, sparse, b, j, k, f, d);
+                                expSparse[(b * f + i - 1) * d + k] += g * tj;
+                                if (j == 0) expDense[b * d + k] += g * ti;
+                                else expSparse[(b * f + j - 1) * d + k] += g * ti;
+                            }
+                        }
+                }
+                DotInteractionKernels.Backward(dense, sparse, dOut, dDense, dSparse, batch, f, d);
+                TestData.AssertClose(dDense, expDense, 1e-4, 2e-4, $"dDense B={batch} F={f} D={d}");
+                TestData.AssertClose(dSparse, expSparse, 1e-4, 2e-4, $"dSparse B={batch} F={f} D={d}");
+            }
+    }
+
+    [Test]
+    public void Forward_OutputTooSmall_ThrowsNamingSizes()
+    {
+        var ex = Assert.Throws<ArgumentException>(() => DotInteractionKernels.Forward(new float[8], new float[24], new float[10], 2, 3, 4));
+        Assert.That(ex!.Message, Does.Contain("output").And.Contain("[2, 10]"));
+    }
+}
