@@ -98,7 +98,7 @@ public sealed class GpuDevice : IDisposable
         {
             using var context = Context.Create(b => b.Cuda());
             int count = context.GetCudaDevices().Count;
-            reason = count > 0 ? $"{count} CUDA device(s)" : "ILGPU found no CUDA device (driver present, zero devices)";
+            reason = count > 0 ? $"{count} CUDA device(s)" : "ILGPU enumerated zero CUDA devices (no GPU, or no CUDA driver library)";
             return count > 0;
         }
         catch (Exception ex)
@@ -122,7 +122,7 @@ public sealed class GpuDevice : IDisposable
             });
             var devices = context.GetCudaDevices();
             if (devices.Count == 0)
-                throw new InvalidOperationException("no CUDA device found: ILGPU enumerated zero CUDA devices.");
+                throw new InvalidOperationException("no CUDA device found: ILGPU enumerated zero CUDA devices (no GPU, or no CUDA driver library).");
             if (options.CudaDeviceIndex < 0 || options.CudaDeviceIndex >= devices.Count)
                 throw new InvalidOperationException(
                     $"no CUDA device found: index {options.CudaDeviceIndex} requested, {devices.Count} device(s) present.");

@@ -136,3 +136,15 @@ public abstract partial class GpuKernelTests
         TestData.AssertClose(dc.GetAsArray1D(), RefGemm(a, b, null, m, n, k, true, false), Rtol, Atol * k, "TN tile 32");
     }
 }
+
+public abstract partial class GpuKernelTests
+{
+    [Test]
+    public void Create_CudaWithoutDevice_ThrowsInvalidOperationNamingCause()
+    {
+        if (GpuDevice.IsCudaAvailable(out _)) Assert.Ignore("a CUDA device exists here");
+        var ex = Assert.Throws<InvalidOperationException>(() => GpuDevice.Create(GpuBackend.Cuda).Dispose());
+        Assert.That(ex!.Message, Does.StartWith("no CUDA device found: "));
+        TestContext.Out.WriteLine(ex.Message);
+    }
+}
