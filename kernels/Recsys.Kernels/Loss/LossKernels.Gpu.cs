@@ -1,0 +1,73 @@
+using ILGPU;
+using ILGPU.Algorithms;
+using ILGPU.Runtime;
+using Recsys.Kernels.Gpu;
+
+namespace Recsys.Kernels.Loss;
+
+/// <summary>
+/// Binary cross-entropy with logits, mean over n, on the GPU:
+/// ℓ = (1/n) Σ max(z, 0) − z·y + log(1 + exp(−|z|)) (stable for any z; soft targets y ∈ [0, 1] allowed);
+/// ∂ℓ/∂z_i = (σ(z_i) − y_i) / n. The forward sum is one group reducing in a fixed order: deterministic.
+/// </summary>
+public static class LossGpuKernels
+{
+    public sealed class KernelSet : IGpuKernelSet<KernelSet>
+    {
+        internal Action<KernelConfig, int, ArrayView<float>, ArrayView<float>, ArrayView<float>> BceForward = null!;
+        internal Action<Index1D, int, float, ArrayView<float>, ArrayView<float>, ArrayView<float>> BceBackward = null!;
+
+        public static KernelSet Load(GpuDevice device)
+        {
+            var acc = device.Accelerator;
+            return new KernelSet
+            {
+                BceForward = acc.LoadStreamKernel<int, ArrayView<float>, ArrayView<float>, ArrayView<float>>(BceForwardKernel),
+                BceBackward = acc.LoadAutoGroupedStreamKernel<Index1D, int, float, ArrayView<float>, ArrayView<float>, ArrayView<float>>(BceBackwardKernel),
+            };
+        }
+    }
+
+    /// <summary>loss[0] = mean BCE-with-logits of logits [n] against targets [n].</summary>
+    public static void BceWithLogitsForward(GpuDevice device, ArrayView<float> logits, ArrayView<float> targets, ArrayView<float> loss, int n)
+    {
+        Check(device, logits, targets, n, nameof(BceWithLogitsForward));
+        GpuKernelUtil.AtLeast(loss, 1, nameof(loss), nameof(BceWithLogitsForward));
+        device.Kernels<KernelSet>().BceForward(new KernelConfig(1, device.ReductionGroupSize), n, logits, targets, loss);
+    }
+
+    /// <summary>dLogits[i] += dLoss · (σ(z_i) − y_i) / n.</summary>
+    public static void BceWithLogitsBackward(GpuDevice device, ArrayView<float> logits, ArrayView<float> targets, ArrayView<float> dLogits, int n,
+        float dLoss = 1f)
+    {
+        Check(device, logits, targets, n, nameof(BceWithLogitsBackward));
+        GpuKernelUtil.AtLeast(dLogits, n, nameof(dLogits), nameof(BceWithLogitsBackward));
+        if (n == 0) return;
+        device.Kernels<KernelSet>().BceBackward(n, n, dLoss, logits, targets, dLogits);
+    }
+
+    private static void Check(GpuDevice device, ArrayView<float> logits, ArrayView<float> targets, int n, string op)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        GpuKernelUtil.NonNegative(n, nameof(n), op);
+        GpuKernelUtil.AtLeast(logits, n, nameof(logits), op);
+        GpuKernelUtil.AtLeast(targets, n, nameof(targets), op);
+    }
+
+    private static void BceForwardKernel(int n, ArrayView<float> logits, ArrayView<float> targets, ArrayView<float> loss)
+    {
+        var scratch = SharedMemory.Allocate<float>(GpuKernelUtil.MaxGroupSize);
+        int tid = Group.IdxX, gs = Group.DimX;
+        float s = 0;
+        for (int i = tid; i < n; i += gs)
+        {
+            float z = logits[i];
+            s += XMath.Max(z, 0f) - z * targets[i] + XMath.Log(1f + XMath.Exp(-XMath.Abs(z)));
+        }
+        s = GpuKernelUtil.GroupSum(scratch, s);
+        if (tid == 0) loss[0] = n > 0 ? s / n : 0f;
+    }
+
+    private static void BceBackwardKernel(Index1D i, int n, float dLoss, ArrayView<float> logits, ArrayView<float> targets, ArrayView<float> dLogits)
+        => dLogits[i] += dLoss * (GpuKernelUtil.Sigmoid(logits[i]) - targets[i]) / n;
+}
