@@ -54,6 +54,7 @@ public static class ElementwiseKernels
     public static void Sigmoid(ReadOnlySpan<float> x, Span<float> y)
     {
         Same(x.Length, y.Length, nameof(x), nameof(y), nameof(Sigmoid));
+        if (x.IsEmpty) return; // TensorPrimitives.Sigmoid rejects empty spans.
         TensorPrimitives.Sigmoid(x, y);
     }
 
