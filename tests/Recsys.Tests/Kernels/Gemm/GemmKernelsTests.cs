@@ -161,12 +161,19 @@ public class GemmKernelsTests
     [Test]
     public void HardwareSwitches_WhenDisabledByEnvironment_AreHonoured()
     {
-        if (Environment.GetEnvironmentVariable("DOTNET_EnableAVX512F") == "0")
+        // .NET 10 groups the AVX-512 subsets under DOTNET_EnableAVX512; older runtimes read DOTNET_EnableAVX512F.
+        if (Environment.GetEnvironmentVariable("DOTNET_EnableAVX512") == "0")
+        {
             Assert.That(Vector512.IsHardwareAccelerated, Is.False);
+            Assert.That(GemmKernels.Selected, Is.Not.EqualTo(GemmKernels.MicroKernel.V512x8x32));
+        }
         if (Environment.GetEnvironmentVariable("DOTNET_EnableAVX2") == "0")
             Assert.That(Vector256.IsHardwareAccelerated, Is.False);
         if (Environment.GetEnvironmentVariable("DOTNET_EnableHWIntrinsic") == "0")
+        {
             Assert.That(Vector128.IsHardwareAccelerated, Is.False);
+            Assert.That(GemmKernels.Selected, Is.EqualTo(GemmKernels.MicroKernel.Scalar4x4));
+        }
         TestContext.Out.WriteLine($"Gemm micro-kernel: {GemmKernels.Selected}");
     }
 }
