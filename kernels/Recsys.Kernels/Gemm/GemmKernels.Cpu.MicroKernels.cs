@@ -59,6 +59,65 @@ public static partial class GemmKernels
         Store512(c + 7 * ldc, c70, c71, add);
     }
 
+    /// <summary>
+    /// 8×32 tile reading A unpacked from a row-major matrix (row stride <paramref name="lda"/>): eight
+    /// sequential streams that the prefetchers follow, which saves the k-major repacking of A.
+    /// Same FMA order as <see cref="Kernel8x32"/>, so packed and unpacked tiles give identical bits.
+    /// </summary>
+    private static unsafe void Kernel8x32RowMajorA(int kc, float* a, long lda, float* b, float* c, long ldc, bool add)
+    {
+        float* aHi = a + 4 * lda;
+        long lda2 = 2 * lda, lda3 = 3 * lda;
+        Vector512<float> c00 = default, c01 = default;
+        Vector512<float> c10 = default, c11 = default;
+        Vector512<float> c20 = default, c21 = default;
+        Vector512<float> c30 = default, c31 = default;
+        Vector512<float> c40 = default, c41 = default;
+        Vector512<float> c50 = default, c51 = default;
+        Vector512<float> c60 = default, c61 = default;
+        Vector512<float> c70 = default, c71 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector512.Load(b);
+            var b1 = Vector512.Load(b + 16);
+            var a0 = Vector512.Create(a[0]);
+            c00 = Vector512.FusedMultiplyAdd(a0, b0, c00);
+            c01 = Vector512.FusedMultiplyAdd(a0, b1, c01);
+            var a1 = Vector512.Create(a[lda]);
+            c10 = Vector512.FusedMultiplyAdd(a1, b0, c10);
+            c11 = Vector512.FusedMultiplyAdd(a1, b1, c11);
+            var a2 = Vector512.Create(a[lda2]);
+            c20 = Vector512.FusedMultiplyAdd(a2, b0, c20);
+            c21 = Vector512.FusedMultiplyAdd(a2, b1, c21);
+            var a3 = Vector512.Create(a[lda3]);
+            c30 = Vector512.FusedMultiplyAdd(a3, b0, c30);
+            c31 = Vector512.FusedMultiplyAdd(a3, b1, c31);
+            var a4 = Vector512.Create(aHi[0]);
+            c40 = Vector512.FusedMultiplyAdd(a4, b0, c40);
+            c41 = Vector512.FusedMultiplyAdd(a4, b1, c41);
+            var a5 = Vector512.Create(aHi[lda]);
+            c50 = Vector512.FusedMultiplyAdd(a5, b0, c50);
+            c51 = Vector512.FusedMultiplyAdd(a5, b1, c51);
+            var a6 = Vector512.Create(aHi[lda2]);
+            c60 = Vector512.FusedMultiplyAdd(a6, b0, c60);
+            c61 = Vector512.FusedMultiplyAdd(a6, b1, c61);
+            var a7 = Vector512.Create(aHi[lda3]);
+            c70 = Vector512.FusedMultiplyAdd(a7, b0, c70);
+            c71 = Vector512.FusedMultiplyAdd(a7, b1, c71);
+            a++;
+            aHi++;
+            b += 32;
+        }
+        Store512(c + 0 * ldc, c00, c01, add);
+        Store512(c + 1 * ldc, c10, c11, add);
+        Store512(c + 2 * ldc, c20, c21, add);
+        Store512(c + 3 * ldc, c30, c31, add);
+        Store512(c + 4 * ldc, c40, c41, add);
+        Store512(c + 5 * ldc, c50, c51, add);
+        Store512(c + 6 * ldc, c60, c61, add);
+        Store512(c + 7 * ldc, c70, c71, add);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static unsafe void Store512(float* c, Vector512<float> x0, Vector512<float> x1, bool add)
     {

@@ -231,6 +231,8 @@ public static partial class GemmKernels
         float* tile = stackalloc float[8 * 32 + 16];
         tile = (float*)(((nint)tile + 63) & ~(nint)63);
         var kernel = Selected;
+        // Row-major A feeds the AVX-512 kernel directly; other layouts and kernels read packed panels.
+        bool directA = g.Acs == 1 && kernel == MicroKernel.V512x8x32;
 
         for (int jc = j0; jc < j1; jc += NC)
         {
@@ -244,7 +246,7 @@ public static partial class GemmKernels
                 for (int ic = i0; ic < i1; ic += MC)
                 {
                     int mc = Math.Min(MC, i1 - ic);
-                    PackA(g.A, g.Ars, g.Acs, ic, mc, pc, kc, mr, packA);
+                    if (!directA) PackA(g.A, g.Ars, g.Acs, ic, mc, pc, kc, mr, packA);
                     for (int jr = 0; jr < nc; jr += nr)
                     {
                         int nrr = Math.Min(nr, nc - jr);
@@ -254,14 +256,31 @@ public static partial class GemmKernels
                             int mrr = Math.Min(mr, mc - ir);
                             float* paPanel = packA + (long)ir * kc;
                             float* cTile = g.C + (ic + ir) * ldc + jc + jr;
+                            if (directA)
+                            {
+                                if (mrr == mr)
+                                {
+                                    float* aRows = g.A + (ic + ir) * g.Ars + pc;
+                                    if (nrr == nr)
+                                    {
+                                        Kernel8x32RowMajorA(kc, aRows, g.Ars, pbPanel, cTile, ldc, add);
+                                        goto Epilogue;
+                                    }
+                                    Kernel8x32RowMajorA(kc, aRows, g.Ars, pbPanel, tile, nr, add: false);
+                                    goto MergeTile;
+                                }
+                                // Last rows of the matrix: pack (and zero-pad) just this panel.
+                                if (jr == 0) PackA(g.A, g.Ars, g.Acs, ic + ir, mrr, pc, kc, mr, paPanel);
+                            }
                             if (mrr == mr && nrr == nr)
                             {
                                 Micro(kernel, kc, paPanel, pbPanel, cTile, ldc, add);
+                                goto Epilogue;
                             }
-                            else
+                            // Edge tile: compute the full padded tile into scratch, then merge the valid part.
+                            Micro(kernel, kc, paPanel, pbPanel, tile, nr, add: false);
+                        MergeTile:
                             {
-                                // Edge tile: compute the full padded tile into scratch, then merge the valid part.
-                                Micro(kernel, kc, paPanel, pbPanel, tile, nr, add: false);
                                 for (int r = 0; r < mrr; r++)
                                 {
                                     float* src = tile + r * nr;
@@ -270,6 +289,7 @@ public static partial class GemmKernels
                                     else for (int j = 0; j < nrr; j++) dst[j] = src[j];
                                 }
                             }
+                        Epilogue:
                             if (last && epilogue)
                             {
                                 float* bias = g.Bias == null ? null : g.Bias + jc + jr;
@@ -351,6 +371,15 @@ public static partial class GemmKernels
                     for (; r < h; r++) d[r] = src[r];
                     for (; r < mr; r++) d[r] = 0f;
                 }
+            }
+            else if (h == mr && acs == 1)
+            {
+                // Row-major A, full panel: walk k once with mr row pointers, so the writes are sequential
+                // (a column-at-a-time scatter with stride mr was measurably slower).
+                float* src = a + (i0 + ir) * ars + p0;
+                float* d = panel;
+                for (int p = 0; p < kc; p++, d += mr)
+                    for (int r = 0; r < mr; r++) d[r] = src[r * ars + p];
             }
             else
             {
