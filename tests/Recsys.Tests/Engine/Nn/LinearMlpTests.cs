@@ -93,4 +93,24 @@ public class LinearMlpTests
         }
         Assert.That(last, Is.LessThan(first * 0.7f), $"loss {first} -> {last}");
     }
+
+    [Test]
+    public void Mlp_SteadyStateStep_AllocatesNothing()
+    {
+        var mlp = new Mlp("m", new[] { 13, 32, 16, 1 }, new Rng(5), Activation.Relu, Activation.None);
+        var x = TestData.Tensor(new Shape(8, 13), 1, requiresGrad: false);
+        var y = new Tensor(new Shape(8), new float[8]);
+        var tape = new Tape();
+        void Step()
+        {
+            var loss = Ops.BceWithLogits(tape, mlp.Forward(tape, x), y);
+            tape.Backward(loss);
+            tape.Reset();
+        }
+        for (int i = 0; i < 5; i++) Step();
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 20; i++) Step();
+        long after = GC.GetAllocatedBytesForCurrentThread();
+        Assert.That(after - before, Is.LessThan(1024), "bytes allocated by 20 steady-state training steps");
+    }
 }

@@ -136,6 +136,8 @@ public class OpsTests
         var y = new Tensor(new Shape(9), TestData.Floats(9, 15).Select(Math.Abs).ToArray());
         var mask = new Tensor(new Shape(9), new float[] { 1, 0, 1, 1, 0, 1, 1, 1, 0 });
         GradCheck.Check(t => Ops.BceWithLogits(t, z, y, withMask ? mask : null), new[] { z }, what: "BceWithLogits");
+        var w = new Tensor(new Shape(9), TestData.Floats(9, 16).Select(v => 0.5f + Math.Abs(v)).ToArray());
+        GradCheck.Check(t => Ops.BceWithLogits(t, z, y, withMask ? mask : null, w), new[] { z }, what: "BceWithLogits weighted");
     }
 
     [Test]
