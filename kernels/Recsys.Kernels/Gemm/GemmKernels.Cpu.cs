@@ -151,7 +151,8 @@ public static partial class GemmKernels
             {
                 body.SplitRows = true;
                 body.Tiles = rowTiles;
-                KernelParallelism.For(rowChunks, ref body);
+                if (rowChunks > 1) RunWithSharedB(ref body, rowChunks, colTiles);
+                else KernelParallelism.For(rowChunks, ref body);
             }
             else
             {
@@ -172,6 +173,66 @@ public static partial class GemmKernels
         }
     }
 
+    /// <summary>
+    /// Row-split run whose threads share one packed copy of all of B (packed in parallel first), instead of
+    /// each thread packing all of B for itself: for the weight gradient (k = batch) that copy is a sizeable
+    /// fraction of the work. The buffer is rented, so steady-state training allocates nothing here.
+    /// </summary>
+    private static unsafe void RunWithSharedB(ref GemmBody body, int rowChunks, int colTiles)
+    {
+        int nr = NR;
+        long nPad = (long)colTiles * nr;
+        long size = body.K * nPad + 16;
+        if (size > Array.MaxLength / 2)
+        {
+            KernelParallelism.For(rowChunks, ref body);
+            return;
+        }
+        float[] rented = System.Buffers.ArrayPool<float>.Shared.Rent((int)size);
+        try
+        {
+            fixed (float* raw = rented)
+            {
+                float* shared = (float*)(((nint)raw + 63) & ~(nint)63);
+                int kBlocks = (body.K + KC - 1) / KC;
+                var pack = new PackBBody
+                {
+                    B = body.B, Brs = body.Brs, Bcs = body.Bcs, K = body.K, N = body.N, NPad = nPad,
+                    ColTiles = colTiles, Panels = kBlocks * colTiles, Dst = shared,
+                };
+                KernelParallelism.For(Math.Min(rowChunks, pack.Panels), ref pack);
+                body.SharedB = shared;
+                body.SharedBStride = nPad;
+                KernelParallelism.For(rowChunks, ref body);
+                body.SharedB = null;
+            }
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<float>.Shared.Return(rented);
+        }
+    }
+
+    /// <summary>Packs a range of (k block, column panel) pairs of B into the shared layout Dst[pc·NPad + j·kc + p·NR + jj].</summary>
+    private unsafe struct PackBBody : IChunkBody
+    {
+        public float* B, Dst;
+        public long Brs, Bcs, NPad;
+        public int K, N, ColTiles, Panels;
+
+        public void Run(int chunk, int chunks)
+        {
+            int nr = NR;
+            var (q0, q1) = KernelParallelism.Range(Panels, chunks, chunk);
+            for (int q = q0; q < q1; q++)
+            {
+                int pc = q / ColTiles * KC, jr = q % ColTiles * nr;
+                int kc = Math.Min(KC, K - pc);
+                PackB(B, Brs, Bcs, pc, kc, jr, Math.Min(nr, N - jr), nr, Dst + pc * NPad + (long)jr * kc);
+            }
+        }
+    }
+
     private unsafe struct GemmBody : IChunkBody
     {
         public float* A; public long Ars, Acs;
@@ -183,6 +244,9 @@ public static partial class GemmKernels
         public Activation Activation;
         public bool SplitRows;
         public int Tiles;
+        /// <summary>All of B already packed (shared by every thread), or null to pack per thread.</summary>
+        public float* SharedB;
+        public long SharedBStride;
 
         public void Run(int chunk, int chunks)
         {
@@ -227,7 +291,7 @@ public static partial class GemmKernels
         }
 
         float* packA = PinnedBuffer(ref t_packA, MC * KC);
-        float* packB = PinnedBuffer(ref t_packB, KC * NC);
+        float* packB = g.SharedB != null ? null : PinnedBuffer(ref t_packB, KC * NC);
         float* tile = stackalloc float[8 * 32 + 16];
         tile = (float*)(((nint)tile + 63) & ~(nint)63);
         var kernel = Selected;
@@ -242,7 +306,16 @@ public static partial class GemmKernels
                 int kc = Math.Min(KC, k - pc);
                 bool add = g.Accumulate || pc > 0;
                 bool last = pc + kc == k;
-                PackB(g.B, g.Brs, g.Bcs, pc, kc, jc, nc, nr, packB);
+                float* pbBlock;
+                if (g.SharedB != null)
+                {
+                    pbBlock = g.SharedB + pc * g.SharedBStride + (long)jc * kc;
+                }
+                else
+                {
+                    PackB(g.B, g.Brs, g.Bcs, pc, kc, jc, nc, nr, packB);
+                    pbBlock = packB;
+                }
                 for (int ic = i0; ic < i1; ic += MC)
                 {
                     int mc = Math.Min(MC, i1 - ic);
@@ -250,7 +323,7 @@ public static partial class GemmKernels
                     for (int jr = 0; jr < nc; jr += nr)
                     {
                         int nrr = Math.Min(nr, nc - jr);
-                        float* pbPanel = packB + (long)jr * kc;
+                        float* pbPanel = pbBlock + (long)jr * kc;
                         for (int ir = 0; ir < mc; ir += mr)
                         {
                             int mrr = Math.Min(mr, mc - ir);
