@@ -17,7 +17,9 @@ namespace Recsys.Kernels.Gemm;
 /// <remarks>
 /// One blocked driver serves all layouts: A and B are read through (row stride, column stride) pairs
 /// and packed into contiguous panels (B: KC×NR column panels, A: MR×KC row panels), so the register-tiled
-/// micro-kernel always streams unit-stride memory whatever the layout. Loop order follows BLIS
+/// micro-kernel always streams unit-stride memory whatever the layout (a row-major A is read in place by
+/// the AVX-512 kernel, its eight rows being eight sequential streams). When threads split rows they share
+/// one packed copy of B. Loop order follows BLIS
 /// (jc → pc → ic → jr → ir): a B micro-panel stays in L1 while A panels stream from L2.
 /// The micro-kernel is chosen once per process: Vector512 8×32, Vector256 6×16, Vector128 6×8, scalar 4×4.
 /// Threads split the output into disjoint row (or, when m is small, column) ranges and every element is
