@@ -46,8 +46,14 @@ public static class KernelParallelism
     public static void For<TBody>(int chunks, ref TBody body) where TBody : struct, IChunkBody
     {
         if (chunks <= 1) { body.Run(0, 1); return; }
-        var copy = body;
-        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = _maxThreads }, c => copy.Run(c, chunks));
+        ForParallel(chunks, body);
+    }
+
+    // Separate method: the lambda's closure is allocated on entry to the scope that declares the
+    // captured variables, so keeping it out of For makes the single-chunk path allocation-free.
+    private static void ForParallel<TBody>(int chunks, TBody body) where TBody : struct, IChunkBody
+    {
+        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = _maxThreads }, c => body.Run(c, chunks));
     }
 }
 

@@ -1,3 +1,6 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using Recsys.Kernels.Common;
 
 namespace Recsys.Kernels.Gemm;
@@ -11,84 +14,53 @@ namespace Recsys.Kernels.Gemm;
 /// </list>
 /// <c>accumulate</c> adds into C instead of overwriting it (backward's <c>+=</c> contract).
 /// </summary>
+/// <remarks>
+/// One blocked driver serves all layouts: A and B are read through (row stride, column stride) pairs
+/// and packed into contiguous panels (B: KC×NR column panels, A: MR×KC row panels), so the register-tiled
+/// micro-kernel always streams unit-stride memory whatever the layout (a row-major A is read in place by
+/// the AVX-512 kernel, its eight rows being eight sequential streams). When threads split rows they share
+/// one packed copy of B. Loop order follows BLIS
+/// (jc → pc → ic → jr → ir): a B micro-panel stays in L1 while A panels stream from L2.
+/// The micro-kernel is chosen once per process: Vector512 8×32, Vector256 6×16, Vector128 6×8, scalar 4×4.
+/// Threads split the output into disjoint row (or, when m is small, column) ranges and every element is
+/// summed in the same k order whatever the split, so results are bit-identical for any thread count.
+/// </remarks>
 public static partial class GemmKernels
 {
+    /// <summary>C[m,n] (+)= A[m,k]·B[k,n].</summary>
     public static void MatMul(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k, bool accumulate)
     {
         CheckShapes(a.Length, b.Length, c.Length, m, n, k, nameof(MatMul));
-        // Simple i-k-j loop (vectorisable inner j); replaced by the blocked kernel.
-        for (int i = 0; i < m; i++)
-        {
-            var ci = c.Slice(i * n, n);
-            if (!accumulate) ci.Clear();
-            for (int p = 0; p < k; p++)
-            {
-                float av = a[i * k + p];
-                var bp = b.Slice(p * n, n);
-                for (int j = 0; j < n; j++) ci[j] += av * bp[j];
-            }
-        }
+        Run(a, k, 1, b, n, 1, c, m, n, k, accumulate, default, Activation.None);
     }
 
+    /// <summary>C[m,n] (+)= A[k,m]ᵀ·B[k,n] (weight gradient dW = dYᵀ·X).</summary>
     public static void MatMulTN(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k, bool accumulate)
     {
         CheckShapes(a.Length, b.Length, c.Length, m, n, k, nameof(MatMulTN));
-        if (!accumulate) c.Slice(0, m * n).Clear();
-        for (int p = 0; p < k; p++)
-        {
-            var bp = b.Slice(p * n, n);
-            for (int i = 0; i < m; i++)
-            {
-                float av = a[p * m + i];
-                var ci = c.Slice(i * n, n);
-                for (int j = 0; j < n; j++) ci[j] += av * bp[j];
-            }
-        }
+        Run(a, 1, m, b, n, 1, c, m, n, k, accumulate, default, Activation.None);
     }
 
+    /// <summary>C[m,n] (+)= A[m,k]·B[n,k]ᵀ (linear forward with a PyTorch-layout [out, in] weight).</summary>
     public static void MatMulNT(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k, bool accumulate)
     {
         CheckShapes(a.Length, b.Length, c.Length, m, n, k, nameof(MatMulNT));
-        for (int i = 0; i < m; i++)
-        {
-            var ai = a.Slice(i * k, k);
-            for (int j = 0; j < n; j++)
-            {
-                var bj = b.Slice(j * k, k);
-                float s = 0;
-                for (int p = 0; p < k; p++) s += ai[p] * bj[p];
-                c[i * n + j] = accumulate ? c[i * n + j] + s : s;
-            }
-        }
+        Run(a, k, 1, b, 1, k, c, m, n, k, accumulate, default, Activation.None);
     }
 
     /// <summary>
     /// Linear layer forward with fused epilogue: Y[m,n] = act(X[m,k]·W[n,k]ᵀ + bias[n]).
     /// W uses PyTorch's [out, in] layout. <paramref name="bias"/> may be empty (no bias).
+    /// Bias and activation are applied to each register tile right after its last k block, while it is in L1.
     /// </summary>
     public static void LinearForward(ReadOnlySpan<float> x, ReadOnlySpan<float> w, ReadOnlySpan<float> bias, Span<float> y,
         int m, int n, int k, Activation activation)
     {
-        MatMulNT(x, w, y, m, n, k, accumulate: false);
-        if (!bias.IsEmpty)
-        {
-            KernelGuard.AtLeast(bias, n, nameof(bias), nameof(LinearForward));
-            for (int i = 0; i < m; i++)
-            {
-                var yi = y.Slice(i * n, n);
-                for (int j = 0; j < n; j++) yi[j] += bias[j];
-            }
-        }
-        var all = y.Slice(0, m * n);
-        switch (activation)
-        {
-            case Activation.Relu:
-                for (int i = 0; i < all.Length; i++) all[i] = MathF.Max(all[i], 0f);
-                break;
-            case Activation.Sigmoid:
-                for (int i = 0; i < all.Length; i++) all[i] = 1f / (1f + MathF.Exp(-all[i]));
-                break;
-        }
+        CheckShapes(x.Length, w.Length, y.Length, m, n, k, nameof(LinearForward));
+        if (!bias.IsEmpty) KernelGuard.AtLeast(bias, n, nameof(bias), nameof(LinearForward));
+        if (activation is not (Activation.None or Activation.Relu or Activation.Sigmoid))
+            throw new ArgumentOutOfRangeException(nameof(activation), activation, $"{nameof(LinearForward)}: unknown activation {activation}.");
+        Run(x, k, 1, w, 1, k, y, m, n, k, accumulate: false, bias.IsEmpty ? default : bias.Slice(0, n), activation);
     }
 
     private static void CheckShapes(int aLen, int bLen, int cLen, int m, int n, int k, string op)
@@ -99,5 +71,464 @@ public static partial class GemmKernels
         if (aLen < (long)m * k) throw new ArgumentException($"{op}: 'a' needs {(long)m * k} elements (m={m} x k={k}), got {aLen}.", "a");
         if (bLen < (long)k * n) throw new ArgumentException($"{op}: 'b' needs {(long)k * n} elements (k={k} x n={n}), got {bLen}.", "b");
         if (cLen < (long)m * n) throw new ArgumentException($"{op}: 'c' needs {(long)m * n} elements (m={m} x n={n}), got {cLen}.", "c");
+    }
+
+    // ---- Blocking parameters -------------------------------------------------------------------
+
+    /// <summary>k block: a KC×NR B micro-panel (32 KiB at NR=32) stays in the 48 KiB L1.</summary>
+    internal const int KC = 256;
+    /// <summary>m block, a multiple of every MR: the MC×KC A block (144 KiB) stays in L2.</summary>
+    internal const int MC = 144;
+    /// <summary>n block, a multiple of every NR: the KC×NC packed B block (1 MiB) streams from L2/L3.</summary>
+    internal const int NC = 1024;
+
+    /// <summary>Which micro-kernel this process uses (fixed at start-up from the hardware the JIT reports).</summary>
+    internal enum MicroKernel { Scalar4x4, V128x6x8, V256x6x16, V512x8x32 }
+
+    internal static readonly MicroKernel Selected =
+        Vector512.IsHardwareAccelerated ? MicroKernel.V512x8x32
+        : Vector256.IsHardwareAccelerated ? MicroKernel.V256x6x16
+        : Vector128.IsHardwareAccelerated ? MicroKernel.V128x6x8
+        : MicroKernel.Scalar4x4;
+
+    private static readonly int MR = Selected switch
+    {
+        MicroKernel.V512x8x32 => 8,
+        MicroKernel.V256x6x16 => 6,
+        MicroKernel.V128x6x8 => 6,
+        _ => 4,
+    };
+
+    private static readonly int NR = Selected switch
+    {
+        MicroKernel.V512x8x32 => 32,
+        MicroKernel.V256x6x16 => 16,
+        MicroKernel.V128x6x8 => 8,
+        _ => 4,
+    };
+
+    // ---- Driver ----------------------------------------------------------------------------------
+
+    private static unsafe void Run(ReadOnlySpan<float> a, long ars, long acs, ReadOnlySpan<float> b, long brs, long bcs,
+        Span<float> c, int m, int n, int k, bool accumulate, ReadOnlySpan<float> bias, Activation activation)
+    {
+        if (m == 0 || n == 0) return;
+        fixed (float* pa = a)
+        fixed (float* pb = b)
+        fixed (float* pc = c)
+        fixed (float* pbias = bias)
+        {
+            float* pBias = bias.IsEmpty ? null : pbias;
+            if (bcs == 1 && m <= SkinnyLimit && activation == Activation.None && pBias == null)
+            {
+                RunAxpys(pa, ars, acs, pb, pc, m, n, k, accumulate);
+                return;
+            }
+            if (bcs != 1 && acs == 1 && (m <= SkinnyLimit || n <= SkinnyLimit))
+            {
+                RunDots(pa, pb, pc, m, n, k, accumulate, pBias, activation);
+                return;
+            }
+            var body = new GemmBody
+            {
+                A = pa, Ars = ars, Acs = acs,
+                B = pb, Brs = brs, Bcs = bcs,
+                C = pc, M = m, N = n, K = k,
+                Accumulate = accumulate,
+                Bias = pBias,
+                Activation = activation,
+            };
+            int mr = MR, nr = NR;
+            int rowTiles = (m + mr - 1) / mr;
+            int colTiles = (n + nr - 1) / nr;
+            long flopsPerRowTile = (long)mr * n * Math.Max(k, 1);
+            long flopsPerColTile = (long)nr * m * Math.Max(k, 1);
+            // Splitting rows keeps each thread's C rows and A panels private; only when there are too few
+            // row tiles to go round do threads split columns instead. ~1M multiply-adds per chunk pays for
+            // waking a worker.
+            const long minChunk = 1 << 20;
+            int rowChunks = KernelParallelism.Chunks(rowTiles, flopsPerRowTile, minChunk);
+            int threads = KernelParallelism.MaxThreads;
+            if (rowChunks >= Math.Min(threads, rowTiles) && rowTiles >= threads)
+            {
+                body.SplitRows = true;
+                body.Tiles = rowTiles;
+                if (rowChunks > 1) RunWithSharedB(ref body, rowChunks, colTiles);
+                else KernelParallelism.For(rowChunks, ref body);
+            }
+            else
+            {
+                int colChunks = KernelParallelism.Chunks(colTiles, flopsPerColTile, minChunk);
+                if (colChunks > rowChunks)
+                {
+                    body.SplitRows = false;
+                    body.Tiles = colTiles;
+                    KernelParallelism.For(colChunks, ref body);
+                }
+                else
+                {
+                    body.SplitRows = true;
+                    body.Tiles = rowTiles;
+                    KernelParallelism.For(rowChunks, ref body);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Row-split run whose threads share one packed copy of all of B (packed in parallel first), instead of
+    /// each thread packing all of B for itself: for the weight gradient (k = batch) that copy is a sizeable
+    /// fraction of the work. The buffer is rented, so steady-state training allocates nothing here.
+    /// </summary>
+    private static unsafe void RunWithSharedB(ref GemmBody body, int rowChunks, int colTiles)
+    {
+        int nr = NR;
+        long nPad = (long)colTiles * nr;
+        long size = body.K * nPad + 16;
+        if (size > Array.MaxLength / 2)
+        {
+            KernelParallelism.For(rowChunks, ref body);
+            return;
+        }
+        float[] rented = System.Buffers.ArrayPool<float>.Shared.Rent((int)size);
+        try
+        {
+            fixed (float* raw = rented)
+            {
+                float* shared = (float*)(((nint)raw + 63) & ~(nint)63);
+                int kBlocks = (body.K + KC - 1) / KC;
+                var pack = new PackBBody
+                {
+                    B = body.B, Brs = body.Brs, Bcs = body.Bcs, K = body.K, N = body.N, NPad = nPad,
+                    ColTiles = colTiles, Panels = kBlocks * colTiles, Dst = shared,
+                };
+                KernelParallelism.For(Math.Min(rowChunks, pack.Panels), ref pack);
+                body.SharedB = shared;
+                body.SharedBStride = nPad;
+                KernelParallelism.For(rowChunks, ref body);
+                body.SharedB = null;
+            }
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<float>.Shared.Return(rented);
+        }
+    }
+
+    /// <summary>Packs a range of (k block, column panel) pairs of B into the shared layout Dst[pc·NPad + j·kc + p·NR + jj].</summary>
+    private unsafe struct PackBBody : IChunkBody
+    {
+        public float* B, Dst;
+        public long Brs, Bcs, NPad;
+        public int K, N, ColTiles, Panels;
+
+        public void Run(int chunk, int chunks)
+        {
+            int nr = NR;
+            var (q0, q1) = KernelParallelism.Range(Panels, chunks, chunk);
+            for (int q = q0; q < q1; q++)
+            {
+                int pc = q / ColTiles * KC, jr = q % ColTiles * nr;
+                int kc = Math.Min(KC, K - pc);
+                PackB(B, Brs, Bcs, pc, kc, jr, Math.Min(nr, N - jr), nr, Dst + pc * NPad + (long)jr * kc);
+            }
+        }
+    }
+
+    private unsafe struct GemmBody : IChunkBody
+    {
+        public float* A; public long Ars, Acs;
+        public float* B; public long Brs, Bcs;
+        public float* C;
+        public int M, N, K;
+        public bool Accumulate;
+        public float* Bias;
+        public Activation Activation;
+        public bool SplitRows;
+        public int Tiles;
+        /// <summary>All of B already packed (shared by every thread), or null to pack per thread.</summary>
+        public float* SharedB;
+        public long SharedBStride;
+
+        public void Run(int chunk, int chunks)
+        {
+            var (t0, t1) = KernelParallelism.Range(Tiles, chunks, chunk);
+            if (SplitRows)
+                Block(in this, t0 * MR, Math.Min(M, t1 * MR), 0, N);
+            else
+                Block(in this, 0, M, t0 * NR, Math.Min(N, t1 * NR));
+        }
+    }
+
+    [ThreadStatic] private static float[]? t_packA;
+    [ThreadStatic] private static float[]? t_packB;
+
+    /// <summary>A 64-byte aligned pointer into a pinned, per-thread buffer of at least <paramref name="floats"/>.</summary>
+    private static unsafe float* PinnedBuffer(ref float[]? buffer, int floats)
+    {
+        if (buffer is null || buffer.Length < floats + 16)
+            buffer = GC.AllocateUninitializedArray<float>(floats + 16, pinned: true);
+        float* p = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(buffer));
+        return (float*)(((nint)p + 63) & ~(nint)63);
+    }
+
+    /// <summary>Computes rows [i0, i1) × columns [j0, j1) of C on the calling thread.</summary>
+    private static unsafe void Block(in GemmBody g, int i0, int i1, int j0, int j1)
+    {
+        int mr = MR, nr = NR;
+        int n = g.N, k = g.K;
+        long ldc = n;
+        bool epilogue = g.Bias != null || g.Activation != Activation.None;
+
+        if (k == 0)
+        {
+            // Empty sum: C keeps its value (accumulate) or becomes 0, then the epilogue (act(bias)).
+            for (int i = i0; i < i1; i++)
+            {
+                float* row = g.C + i * ldc + j0;
+                if (!g.Accumulate) new Span<float>(row, j1 - j0).Clear();
+                if (epilogue) Epilogue(row, j1 - j0, g.Bias == null ? null : g.Bias + j0, g.Activation);
+            }
+            return;
+        }
+
+        float* packA = PinnedBuffer(ref t_packA, MC * KC);
+        float* packB = g.SharedB != null ? null : PinnedBuffer(ref t_packB, KC * NC);
+        float* tile = stackalloc float[8 * 32 + 16];
+        tile = (float*)(((nint)tile + 63) & ~(nint)63);
+        var kernel = Selected;
+        // Row-major A feeds the AVX-512 kernel directly; other layouts and kernels read packed panels.
+        bool directA = g.Acs == 1 && kernel == MicroKernel.V512x8x32;
+
+        for (int jc = j0; jc < j1; jc += NC)
+        {
+            int nc = Math.Min(NC, j1 - jc);
+            for (int pc = 0; pc < k; pc += KC)
+            {
+                int kc = Math.Min(KC, k - pc);
+                bool add = g.Accumulate || pc > 0;
+                bool last = pc + kc == k;
+                float* pbBlock;
+                if (g.SharedB != null)
+                {
+                    pbBlock = g.SharedB + pc * g.SharedBStride + (long)jc * kc;
+                }
+                else
+                {
+                    PackB(g.B, g.Brs, g.Bcs, pc, kc, jc, nc, nr, packB);
+                    pbBlock = packB;
+                }
+                for (int ic = i0; ic < i1; ic += MC)
+                {
+                    int mc = Math.Min(MC, i1 - ic);
+                    if (!directA) PackA(g.A, g.Ars, g.Acs, ic, mc, pc, kc, mr, packA);
+                    for (int jr = 0; jr < nc; jr += nr)
+                    {
+                        int nrr = Math.Min(nr, nc - jr);
+                        float* pbPanel = pbBlock + (long)jr * kc;
+                        for (int ir = 0; ir < mc; ir += mr)
+                        {
+                            int mrr = Math.Min(mr, mc - ir);
+                            float* paPanel = packA + (long)ir * kc;
+                            float* cTile = g.C + (ic + ir) * ldc + jc + jr;
+                            if (directA)
+                            {
+                                if (mrr == mr)
+                                {
+                                    float* aRows = g.A + (ic + ir) * g.Ars + pc;
+                                    if (nrr == nr)
+                                    {
+                                        Kernel8x32RowMajorA(kc, aRows, g.Ars, pbPanel, cTile, ldc, add);
+                                        goto Epilogue;
+                                    }
+                                    Kernel8x32RowMajorA(kc, aRows, g.Ars, pbPanel, tile, nr, add: false);
+                                    goto MergeTile;
+                                }
+                                // Last rows of the matrix: pack (and zero-pad) just this panel.
+                                if (jr == 0) PackA(g.A, g.Ars, g.Acs, ic + ir, mrr, pc, kc, mr, paPanel);
+                            }
+                            if (mrr == mr && nrr == nr)
+                            {
+                                Micro(kernel, kc, paPanel, pbPanel, cTile, ldc, add);
+                                goto Epilogue;
+                            }
+                            // Edge tile: compute the full padded tile into scratch, then merge the valid part.
+                            Micro(kernel, kc, paPanel, pbPanel, tile, nr, add: false);
+                        MergeTile:
+                            {
+                                for (int r = 0; r < mrr; r++)
+                                {
+                                    float* src = tile + r * nr;
+                                    float* dst = cTile + r * ldc;
+                                    if (add) for (int j = 0; j < nrr; j++) dst[j] += src[j];
+                                    else for (int j = 0; j < nrr; j++) dst[j] = src[j];
+                                }
+                            }
+                        Epilogue:
+                            if (last && epilogue)
+                            {
+                                float* bias = g.Bias == null ? null : g.Bias + jc + jr;
+                                for (int r = 0; r < mrr; r++) Epilogue(cTile + r * ldc, nrr, bias, g.Activation);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Micro(MicroKernel kernel, int kc, float* a, float* b, float* c, long ldc, bool add)
+    {
+        switch (kernel)
+        {
+            case MicroKernel.V512x8x32: Kernel8x32(kc, a, b, c, ldc, add); break;
+            case MicroKernel.V256x6x16: Kernel6x16(kc, a, b, c, ldc, add); break;
+            case MicroKernel.V128x6x8: Kernel6x8(kc, a, b, c, ldc, add); break;
+            default: Kernel4x4(kc, a, b, c, ldc, add); break;
+        }
+    }
+
+    /// <summary>
+    /// Packs B rows [p0, p0+kc) × columns [j0, j0+nc) into column panels of <paramref name="nr"/>:
+    /// panel q holds dst[q·kc·nr + p·nr + j] = B(p0+p, j0+q·nr+j), zero-padded past nc.
+    /// </summary>
+    private static unsafe void PackB(float* b, long brs, long bcs, int p0, int kc, int j0, int nc, int nr, float* dst)
+    {
+        for (int jr = 0; jr < nc; jr += nr)
+        {
+            int w = Math.Min(nr, nc - jr);
+            float* panel = dst + (long)jr * kc;
+            if (bcs == 1)
+            {
+                // Row-major B: each panel row is a contiguous run.
+                for (int p = 0; p < kc; p++)
+                {
+                    float* src = b + (p0 + p) * brs + j0 + jr;
+                    float* d = panel + p * nr;
+                    new ReadOnlySpan<float>(src, w).CopyTo(new Span<float>(d, w));
+                    for (int j = w; j < nr; j++) d[j] = 0f;
+                }
+            }
+            else
+            {
+                // B stored transposed ([n, k]): read each column contiguously, scatter with stride nr.
+                for (int j = 0; j < w; j++)
+                {
+                    float* src = b + (j0 + jr + j) * bcs + p0 * brs;
+                    float* d = panel + j;
+                    for (int p = 0; p < kc; p++) d[p * nr] = src[p * brs];
+                }
+                for (int j = w; j < nr; j++)
+                    for (int p = 0; p < kc; p++) panel[p * nr + j] = 0f;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Packs A rows [i0, i0+mc) × columns [p0, p0+kc) into row panels of <paramref name="mr"/>:
+    /// panel q holds dst[q·mr·kc + p·mr + r] = A(i0+q·mr+r, p0+p), zero-padded past mc.
+    /// </summary>
+    private static unsafe void PackA(float* a, long ars, long acs, int i0, int mc, int p0, int kc, int mr, float* dst)
+    {
+        for (int ir = 0; ir < mc; ir += mr)
+        {
+            int h = Math.Min(mr, mc - ir);
+            float* panel = dst + (long)ir * kc;
+            if (ars == 1)
+            {
+                // A stored transposed ([k, m]): each k step's mr values are contiguous.
+                for (int p = 0; p < kc; p++)
+                {
+                    float* src = a + (p0 + p) * acs + i0 + ir;
+                    float* d = panel + p * mr;
+                    int r = 0;
+                    for (; r < h; r++) d[r] = src[r];
+                    for (; r < mr; r++) d[r] = 0f;
+                }
+            }
+            else if (h == mr && acs == 1)
+            {
+                // Row-major A, full panel: walk k once with mr row pointers, so the writes are sequential
+                // (a column-at-a-time scatter with stride mr was measurably slower).
+                float* src = a + (i0 + ir) * ars + p0;
+                float* d = panel;
+                for (int p = 0; p < kc; p++, d += mr)
+                    for (int r = 0; r < mr; r++) d[r] = src[r * ars + p];
+            }
+            else
+            {
+                for (int r = 0; r < h; r++)
+                {
+                    float* src = a + (i0 + ir + r) * ars + p0 * acs;
+                    float* d = panel + r;
+                    for (int p = 0; p < kc; p++) d[p * mr] = src[p * acs];
+                }
+                for (int r = h; r < mr; r++)
+                    for (int p = 0; p < kc; p++) panel[p * mr + r] = 0f;
+            }
+        }
+    }
+
+    /// <summary>row[j] = act(row[j] + bias[j]) for j &lt; len; <paramref name="bias"/> may be null.</summary>
+    private static unsafe void Epilogue(float* row, int len, float* bias, Activation activation)
+    {
+        int j = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            for (; j + 16 <= len; j += 16)
+            {
+                var v = Vector512.Load(row + j);
+                if (bias != null) v += Vector512.Load(bias + j);
+                v = activation switch
+                {
+                    Activation.Relu => Vector512.Max(v, Vector512<float>.Zero),
+                    Activation.Sigmoid => Vector512<float>.One / (Vector512<float>.One + Vector512.Exp(-v)),
+                    _ => v,
+                };
+                v.Store(row + j);
+            }
+        }
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; j + 8 <= len; j += 8)
+            {
+                var v = Vector256.Load(row + j);
+                if (bias != null) v += Vector256.Load(bias + j);
+                v = activation switch
+                {
+                    Activation.Relu => Vector256.Max(v, Vector256<float>.Zero),
+                    Activation.Sigmoid => Vector256<float>.One / (Vector256<float>.One + Vector256.Exp(-v)),
+                    _ => v,
+                };
+                v.Store(row + j);
+            }
+        }
+        if (Vector128.IsHardwareAccelerated)
+        {
+            for (; j + 4 <= len; j += 4)
+            {
+                var v = Vector128.Load(row + j);
+                if (bias != null) v += Vector128.Load(bias + j);
+                v = activation switch
+                {
+                    Activation.Relu => Vector128.Max(v, Vector128<float>.Zero),
+                    Activation.Sigmoid => Vector128<float>.One / (Vector128<float>.One + Vector128.Exp(-v)),
+                    _ => v,
+                };
+                v.Store(row + j);
+            }
+        }
+        for (; j < len; j++)
+        {
+            float v = row[j];
+            if (bias != null) v += bias[j];
+            row[j] = activation switch
+            {
+                Activation.Relu => MathF.Max(v, 0f),
+                Activation.Sigmoid => 1f / (1f + MathF.Exp(-v)),
+                _ => v,
+            };
+        }
     }
 }

@@ -1,0 +1,110 @@
+using BenchmarkDotNet.Attributes;
+using BenchmarkDotNet.Columns;
+using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Reports;
+using BenchmarkDotNet.Running;
+using Recsys.Kernels.Common;
+using Recsys.Kernels.Gemm;
+
+namespace Recsys.Perf;
+
+/// <summary>One GEMM call of an MLP step: layout and C[m, n] (+)= op(A)·op(B) over k.</summary>
+public sealed record GemmShape(string Layout, int M, int N, int K, string Role)
+{
+    public double Flops => 2.0 * M * N * K;
+    public override string ToString() => $"{Layout} {M}x{N}x{K} ({Role})";
+}
+
+/// <summary>
+/// The GEMMs of a DLRM / DCNv2 training step at batch 4096 (the shapes that dominate dense compute),
+/// plus batch-1 inference. The GFLOP/s column is 2·m·n·k / mean time; compare it with the machine's
+/// FMA peak (peers/limits). Forward is NT (X·Wᵀ, fused bias + ReLU), dX is NN (dY·W), dW is TN (dYᵀ·X).
+/// </summary>
+[Config(typeof(GemmConfig))]
+public class GemmBenchmarks
+{
+    public static IEnumerable<GemmShape> Shapes() => new[]
+    {
+        new GemmShape("NT", 4096, 512, 512, "square reference"),
+        new GemmShape("NT", 4096, 512, 415, "top.0 forward"),
+        new GemmShape("NN", 4096, 415, 512, "top.0 dX"),
+        new GemmShape("TN", 512, 415, 4096, "top.0 dW"),
+        new GemmShape("NT", 4096, 256, 512, "top.2 forward"),
+        new GemmShape("NT", 4096, 1, 256, "top.3 forward"),
+        new GemmShape("NT", 4096, 429, 429, "DCN cross"),
+        new GemmShape("NT", 4096, 512, 13, "bottom.0 forward"),
+        new GemmShape("NT", 4096, 64, 256, "bottom.2 forward"),
+        new GemmShape("NT", 1, 512, 415, "batch-1 inference"),
+    };
+
+    [ParamsSource(nameof(Shapes))]
+    public GemmShape Shape { get; set; } = null!;
+
+    private float[] _a = null!, _b = null!, _c = null!, _bias = null!;
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        var rnd = new Random(1);
+        float[] Fill(long n)
+        {
+            var x = new float[n];
+            for (long i = 0; i < n; i++) x[i] = (float)(rnd.NextDouble() * 2 - 1);
+            return x;
+        }
+        _a = Fill((long)Shape.M * Shape.K);
+        _b = Fill((long)Shape.K * Shape.N);
+        _c = Fill((long)Shape.M * Shape.N);
+        _bias = Fill(Shape.N);
+    }
+
+    /// <summary>The plain GEMM in the shape's layout (backward calls accumulate, as the tape does).</summary>
+    [Benchmark]
+    public void Gemm()
+    {
+        var s = Shape;
+        switch (s.Layout)
+        {
+            case "NN": GemmKernels.MatMul(_a, _b, _c, s.M, s.N, s.K, accumulate: true); break;
+            case "TN": GemmKernels.MatMulTN(_a, _b, _c, s.M, s.N, s.K, accumulate: true); break;
+            default: GemmKernels.MatMulNT(_a, _b, _c, s.M, s.N, s.K, accumulate: false); break;
+        }
+    }
+
+    /// <summary>Forward with the fused bias + ReLU epilogue (NT shapes only; others run the same GEMM).</summary>
+    [Benchmark]
+    public void LinearReluForward()
+    {
+        var s = Shape;
+        if (s.Layout == "NT") GemmKernels.LinearForward(_a, _b, _bias, _c, s.M, s.N, s.K, Activation.Relu);
+        else Gemm();
+    }
+}
+
+internal sealed class GemmConfig : ManualConfig
+{
+    public GemmConfig() => AddColumn(new GflopsColumn());
+}
+
+/// <summary>Achieved GFLOP/s = 2·m·n·k / mean time.</summary>
+internal sealed class GflopsColumn : IColumn
+{
+    public string Id => nameof(GflopsColumn);
+    public string ColumnName => "GFLOP/s";
+    public bool AlwaysShow => true;
+    public ColumnCategory Category => ColumnCategory.Custom;
+    public int PriorityInCategory => 0;
+    public bool IsNumeric => true;
+    public UnitType UnitType => UnitType.Dimensionless;
+    public string Legend => "Achieved single-precision GFLOP/s (2·m·n·k / mean)";
+    public bool IsAvailable(Summary summary) => true;
+    public bool IsDefault(Summary summary, BenchmarkCase benchmarkCase) => false;
+    public string GetValue(Summary summary, BenchmarkCase benchmarkCase) => GetValue(summary, benchmarkCase, SummaryStyle.Default);
+
+    public string GetValue(Summary summary, BenchmarkCase benchmarkCase, SummaryStyle style)
+    {
+        if (benchmarkCase.Parameters["Shape"] is not GemmShape shape) return "-";
+        var mean = summary[benchmarkCase]?.ResultStatistics?.Mean;
+        return mean is > 0 ? (shape.Flops / mean.Value).ToString("F1") : "-"; // flops per ns = GFLOP/s
+    }
+}
