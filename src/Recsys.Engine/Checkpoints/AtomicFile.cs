@@ -8,6 +8,13 @@ namespace Recsys.Engine.Checkpoints;
 /// </summary>
 public static class AtomicFile
 {
+    /// <summary>Writes UTF-8 text to <paramref name="path"/> through a temporary file and a rename.</summary>
+    public static void WriteAllText(string path, string text)
+    {
+        var bytes = System.Text.Encoding.UTF8.GetBytes(text);
+        Write(path, s => s.Write(bytes));
+    }
+
     public static void Write(string path, Action<Stream> write)
     {
         ArgumentNullException.ThrowIfNull(path);

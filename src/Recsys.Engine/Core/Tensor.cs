@@ -80,7 +80,7 @@ public sealed class Tensor
 
     /// <summary>
     /// A tensor over the same storage with another shape of the same size. Not recorded on a tape:
-    /// the gradient of the view is a view of the gradient, which <see cref="Ops.Ops.Reshape"/> handles.
+    /// the gradient of the view is a view of the gradient, which <see cref="Operations.Ops.Reshape"/> handles.
     /// </summary>
     internal Tensor ViewAs(Tensor target, Shape shape)
     {

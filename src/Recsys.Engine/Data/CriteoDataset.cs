@@ -40,8 +40,24 @@ public static class CriteoDataset
         Array.Resize(ref labels, n);
 
         var tableRows = new int[S];
-        if (options.Encoding == CategoricalEncoding.Vocabulary)
-            for (int f = 0; f < S; f++) tableRows[f] = RankColumn(ids, n, S, f, options.TableSize);
+        int[][]? vocabularies = null;
+        long unseen = 0;
+        if (options.Encoding == CategoricalEncoding.Vocabulary && options.FixedVocabularies is { } fixedVocab)
+        {
+            if (fixedVocab.Count != S)
+                throw new ArgumentException($"CriteoOptions.FixedVocabularies: expected {S} vocabularies (one per categorical column), got {fixedVocab.Count}.");
+            vocabularies = fixedVocab.ToArray();
+            for (int f = 0; f < S; f++)
+            {
+                unseen += ApplyVocabulary(ids, n, S, f, vocabularies[f]);
+                tableRows[f] = Math.Max(1, vocabularies[f].Length);
+            }
+        }
+        else if (options.Encoding == CategoricalEncoding.Vocabulary)
+        {
+            vocabularies = new int[S][];
+            for (int f = 0; f < S; f++) (tableRows[f], vocabularies[f]) = RankColumn(ids, n, S, f, options.TableSize);
+        }
         else
             Array.Fill(tableRows, options.TableSize);
 
@@ -49,11 +65,33 @@ public static class CriteoDataset
         {
             SkippedLines = reader.Stats.SkippedLines,
             FirstSkippedLineNumbers = reader.Stats.FirstSkippedLineNumbers.ToArray(),
+            Vocabularies = vocabularies,
+            UnseenCategoricalValues = unseen,
         };
     }
 
-    /// <summary>Replaces column <paramref name="f"/> of ids [n, stride] by the ascending rank of its value among the column's distinct values; returns the distinct count.</summary>
-    internal static int RankColumn(int[] ids, int n, int stride, int f, int tableSize)
+    /// <summary>
+    /// Replaces column <paramref name="f"/> of ids [n, stride] by the rank of its hashed value in the
+    /// sorted <paramref name="vocabulary"/> (one saved at training time). A value the vocabulary does not
+    /// hold is treated like a missing value (hashed value 0, i.e. rank 0); returns how many there were.
+    /// </summary>
+    internal static long ApplyVocabulary(int[] ids, int n, int stride, int f, int[] vocabulary)
+    {
+        long unseen = 0;
+        for (int i = 0; i < n; i++)
+        {
+            int r = Array.BinarySearch(vocabulary, ids[i * stride + f]);
+            if (r < 0) { unseen++; r = 0; }
+            ids[i * stride + f] = r;
+        }
+        return unseen;
+    }
+
+    /// <summary>
+    /// Replaces column <paramref name="f"/> of ids [n, stride] by the ascending rank of its value among the
+    /// column's distinct values; returns the distinct count and the sorted distinct values (the vocabulary).
+    /// </summary>
+    internal static (int Count, int[] Vocabulary) RankColumn(int[] ids, int n, int stride, int f, int tableSize)
     {
         if (tableSize <= 1 << 24)
         {
@@ -63,7 +101,9 @@ public static class CriteoDataset
             int c = 0;
             for (int v = 0; v < tableSize; v++) map[v] = map[v] != 0 ? c++ : -1;
             for (int i = 0; i < n; i++) ids[i * stride + f] = map[ids[i * stride + f]];
-            return c;
+            var vocab = new int[c];
+            for (int v = 0, j = 0; v < tableSize; v++) if (map[v] >= 0) vocab[j++] = v;
+            return (c, vocab);
         }
         var sorted = new int[n];
         for (int i = 0; i < n; i++) sorted[i] = ids[i * stride + f];
@@ -71,6 +111,6 @@ public static class CriteoDataset
         int u = 0;
         for (int i = 0; i < n; i++) if (i == 0 || sorted[i] != sorted[u - 1]) sorted[u++] = sorted[i];
         for (int i = 0; i < n; i++) ids[i * stride + f] = Array.BinarySearch(sorted, 0, u, ids[i * stride + f]);
-        return u;
+        return (u, sorted.AsSpan(0, u).ToArray());
     }
 }

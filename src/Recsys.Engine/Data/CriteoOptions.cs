@@ -37,6 +37,13 @@ public sealed record CriteoOptions
     /// <summary>Stop after this many good rows; 0 = all.</summary>
     public long MaxRows { get; init; }
 
+    /// <summary>
+    /// Vocabulary encoding with vocabularies fixed in advance (sorted distinct hashed values per
+    /// categorical column, as saved at training time) instead of built from this file: ids are ranks in
+    /// them, and a value they do not hold is treated like a missing value. Null builds them from the data.
+    /// </summary>
+    public IReadOnlyList<int[]>? FixedVocabularies { get; init; }
+
     /// <summary>How many skipped line numbers to keep for the report.</summary>
     public int ReportedLineNumbers { get; init; } = 10;
 

@@ -28,6 +28,12 @@ public sealed class InMemoryDataset
     /// <summary>Malformed lines dropped while loading (0 for generated data).</summary>
     public long SkippedLines { get; init; }
 
+    /// <summary>Per categorical column, the sorted distinct hashed values whose ranks are the ids (vocabulary encoding); null otherwise.</summary>
+    public IReadOnlyList<int[]>? Vocabularies { get; init; }
+
+    /// <summary>Categorical values absent from a fixed vocabulary (encoded like a missing value).</summary>
+    public long UnseenCategoricalValues { get; init; }
+
     /// <summary>1-based numbers of the first skipped lines.</summary>
     public IReadOnlyList<long> FirstSkippedLineNumbers { get; init; } = Array.Empty<long>();
 

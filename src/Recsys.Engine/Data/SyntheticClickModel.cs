@@ -6,7 +6,7 @@ namespace Recsys.Engine.Data;
 /// <summary>Settings of <see cref="SyntheticClickModel"/>. Defaults give Criteo-shaped data (13 dense, 26 categorical).</summary>
 public sealed record SyntheticOptions
 {
-    public int Rows { get; init; } = 200_000;
+    public int Rows { get; init; } = 400_000;
     public ulong Seed { get; init; } = 42;
     public int DenseFeatures { get; init; } = 13;
 
@@ -26,13 +26,20 @@ public sealed record SyntheticOptions
     public double TargetAuc { get; init; } = 0.78;
 
     /// <summary>Share of logit variance from the first-order id weights, the dense term and the pairwise term.</summary>
-    public (double FirstOrder, double Dense, double Pairwise) VarianceShares { get; init; } = (0.55, 0.15, 0.30);
+    public (double FirstOrder, double Dense, double Pairwise) VarianceShares { get; init; } = (0.15, 0.80, 0.05);
 
     /// <summary>A mix from 1,000 to 100,000 rows per table (~ 0.5 M rows in all).</summary>
+    /// <summary>
+    /// 26 small tables (2 to 100 rows). With these, the default mix of variance shares and 400k rows, one
+    /// epoch of DLRM gets within 0.01 AUC of the planted model (measured: 0.768 vs 0.776; DCNv2 0.767).
+    /// Larger tables or a larger id share make the planted AUC a loose ceiling: with 0.5M table rows and
+    /// 55% of the variance on id weights, one epoch over 180k rows reaches 0.72 against a planted 0.78,
+    /// because per-id weights seen a few times cannot be estimated (more epochs overfit).
+    /// </summary>
     public static readonly int[] DefaultCardinalities =
     {
-        1_000, 2_000, 100_000, 50_000, 1_000, 1_000, 10_000, 1_000, 1_000, 20_000, 5_000, 100_000, 3_000,
-        1_000, 10_000, 50_000, 1_000, 5_000, 2_000, 1_000, 80_000, 1_000, 1_000, 30_000, 1_000, 20_000,
+        4, 10, 100, 60, 3, 2, 30, 8, 3, 40, 20, 100, 10,
+        5, 25, 50, 3, 12, 9, 2, 80, 3, 4, 35, 6, 20,
     };
 }
 

@@ -2,7 +2,7 @@ using Recsys.Engine.Core;
 
 namespace Recsys.Engine.Nn;
 
-using Ops = Recsys.Engine.Ops.Ops;
+using Recsys.Engine.Operations;
 
 /// <summary>
 /// DCNv2 cross network: <c>x_{l+1} = x0 ⊙ (W_l·x_l + b_l) + x_l</c> for l = 0..L-1, with full-rank

@@ -2,7 +2,7 @@ using Recsys.Engine.Core;
 
 namespace Recsys.Engine.Nn;
 
-using Ops = Recsys.Engine.Ops.Ops;
+using Recsys.Engine.Operations;
 
 /// <summary>
 /// DLRM interaction arch: pairwise dot products of the dense row and the F embeddings, appended

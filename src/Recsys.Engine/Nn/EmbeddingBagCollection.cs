@@ -1,3 +1,4 @@
+using Recsys.Engine.Operations;
 using Recsys.Engine.Core;
 using Recsys.Engine.Data;
 using Recsys.Kernels.EmbeddingBag;
@@ -70,7 +71,7 @@ public sealed class EmbeddingBagCollection : Module
     }
 
     /// <summary>Pooled embeddings [B, F, D] of <paramref name="ids"/> (F features = one per table). Records the fused sparse backward.</summary>
-    public Tensor Forward(Tape tape, KeyedJagged ids) => Ops.Ops.EmbeddingBags(tape, this, ids);
+    public Tensor Forward(Tape tape, KeyedJagged ids) => Ops.EmbeddingBags(tape, this, ids);
 
     /// <summary>Each table's weight as <c>{name}.weight</c>.</summary>
     public override IEnumerable<KeyValuePair<string, Tensor>> StateTensors()

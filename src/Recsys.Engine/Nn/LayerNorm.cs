@@ -2,7 +2,7 @@ using Recsys.Engine.Core;
 
 namespace Recsys.Engine.Nn;
 
-using Ops = Recsys.Engine.Ops.Ops;
+using Recsys.Engine.Operations;
 
 /// <summary>Layer normalisation over the last dimension with learned scale (<c>{name}.weight</c>, ones) and shift (<c>{name}.bias</c>, zeros).</summary>
 public sealed class LayerNorm : Module

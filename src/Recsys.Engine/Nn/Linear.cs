@@ -1,3 +1,4 @@
+using Recsys.Engine.Operations;
 using Recsys.Engine.Core;
 using Recsys.Kernels.Common;
 
@@ -45,7 +46,7 @@ public sealed class Linear : Module
         ArgumentNullException.ThrowIfNull(x);
         if (x.Rank != 2 || x.Dim(1) != InFeatures)
             throw new ArgumentException($"Linear '{Name}': expected input [B, {InFeatures}], got {x.Shape}.");
-        return Ops.Ops.Linear(tape, x, Weight.Value, Bias?.Value, activation);
+        return Ops.Linear(tape, x, Weight.Value, Bias?.Value, activation);
     }
 
     public override IEnumerable<Parameter> Parameters()

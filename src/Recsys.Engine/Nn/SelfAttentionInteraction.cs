@@ -2,7 +2,7 @@ using Recsys.Engine.Core;
 
 namespace Recsys.Engine.Nn;
 
-using Ops = Recsys.Engine.Ops.Ops;
+using Recsys.Engine.Operations;
 
 /// <summary>
 /// Self-attention over feature tokens (AutoInt-style interaction block), post-norm:

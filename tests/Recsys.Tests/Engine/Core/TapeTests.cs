@@ -1,6 +1,6 @@
 using NUnit.Framework;
 using Recsys.Engine.Core;
-using Recsys.Engine.Ops;
+using Recsys.Engine.Operations;
 using Recsys.Tests.Support;
 
 namespace Recsys.Tests.Engine.Core;

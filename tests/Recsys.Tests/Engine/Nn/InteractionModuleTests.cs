@@ -5,7 +5,7 @@ using Recsys.Tests.Support;
 
 namespace Recsys.Tests.Engine.Nn;
 
-using Ops = Recsys.Engine.Ops.Ops;
+using Recsys.Engine.Operations;
 
 public class InteractionModuleTests
 {

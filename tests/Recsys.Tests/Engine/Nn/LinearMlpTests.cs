@@ -3,7 +3,7 @@ using Recsys.Engine.Core;
 using Recsys.Engine.Nn;
 using Recsys.Kernels.Common;
 using Recsys.Tests.Support;
-using Ops = Recsys.Engine.Ops.Ops;
+using Recsys.Engine.Operations;
 
 namespace Recsys.Tests.Engine.Nn;
 

@@ -1,0 +1,44 @@
+using System.Diagnostics;
+
+namespace Recsys.Cli.Bench;
+
+/// <summary>Timing statistics of one measured workload variant (milliseconds).</summary>
+public sealed record StepStats(double MedianMs, double MinMs, double MeanMs, double P10Ms, double P90Ms, double MaxMs, int Iters, int WarmupIters);
+
+/// <summary>
+/// The peer's measurement protocol, so numbers line up: warm-up of at least 3 steps and 0.5 s, then
+/// n = clamp(ceil(2 s / last warm-up step), 10, 5000) timed steps, each bracketed by a Stopwatch;
+/// the headline is the median. <see cref="Scale"/> shrinks the time budget for smoke runs.
+/// </summary>
+public static class BenchProtocol
+{
+    public static double Scale { get; set; } = 1.0;
+
+    public static StepStats Measure(Action step)
+    {
+        var sw = new Stopwatch();
+        int warm = 0;
+        double last = 0, warmTotal = 0;
+        while (warm < 3 || warmTotal < 0.5 * Scale)
+        {
+            sw.Restart();
+            step();
+            last = sw.Elapsed.TotalSeconds;
+            warmTotal += last;
+            warm++;
+            if (warm >= 1000) break;
+        }
+        int n = (int)Math.Clamp(Math.Ceiling(2.0 * Scale / Math.Max(last, 1e-7)), Scale < 1 ? 3 : 10, 5000);
+        var times = new double[n];
+        for (int i = 0; i < n; i++)
+        {
+            sw.Restart();
+            step();
+            times[i] = sw.Elapsed.TotalMilliseconds;
+        }
+        Array.Sort(times);
+        double Pct(double q) => times[Math.Clamp((int)Math.Round(q * (n - 1)), 0, n - 1)];
+        double median = n % 2 == 1 ? times[n / 2] : 0.5 * (times[n / 2 - 1] + times[n / 2]);
+        return new StepStats(median, times[0], times.Average(), Pct(0.1), Pct(0.9), times[^1], n, warm);
+    }
+}

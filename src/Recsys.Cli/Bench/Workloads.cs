@@ -1,0 +1,350 @@
+using System.Text.Json.Nodes;
+using Recsys.Engine.Core;
+using Recsys.Engine.Data;
+using Recsys.Engine.Models;
+using Recsys.Engine.Nn;
+using Recsys.Engine.Operations;
+using Recsys.Engine.Training;
+using Recsys.Kernels.Clustering;
+using Recsys.Kernels.Common;
+using Recsys.Kernels.EmbeddingBag;
+
+namespace Recsys.Cli.Bench;
+
+/// <summary>
+/// The workloads W1–W8 of the libtorch peer (shapes and definitions from its README), run through the
+/// engine. Each returns headline metrics under the peer's summary keys plus per-variant details.
+/// <c>quick</c> shrinks every size for smoke tests (numbers then mean nothing).
+/// </summary>
+public sealed class Workloads
+{
+    private readonly bool _quick;
+    private readonly Action<string> _log;
+    public SortedDictionary<string, double> Summary { get; } = new(StringComparer.Ordinal);
+    public JsonObject Details { get; } = new();
+
+    public Workloads(bool quick, Action<string> log)
+    {
+        _quick = quick;
+        _log = log;
+    }
+
+    private int Batch => _quick ? 256 : 4096;
+    private int Rows => _quick ? 10_000 : 100_000;
+    private const int Tables = 26;
+    private const int Dim = 64;
+
+    public static readonly string[] All = { "W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8" };
+
+    public void Run(string id)
+    {
+        switch (id)
+        {
+            case "W1": W1(); break;
+            case "W2": W2(); break;
+            case "W3": W3(); break;
+            case "W4": W4(); break;
+            case "W5": W5(); break;
+            case "W6": W6(); break;
+            case "W7": W7(); break;
+            case "W8": W8(); break;
+            default: throw new ArgumentException($"Unknown workload '{id}': expected one of {string.Join(", ", All)}.");
+        }
+    }
+
+    private JsonObject Detail(StepStats s, params (string Key, double Value)[] extra)
+    {
+        var o = new JsonObject
+        {
+            ["median_ms"] = s.MedianMs, ["min_ms"] = s.MinMs, ["mean_ms"] = s.MeanMs, ["p10_ms"] = s.P10Ms,
+            ["p90_ms"] = s.P90Ms, ["max_ms"] = s.MaxMs, ["iters"] = s.Iters, ["warmup_iters"] = s.WarmupIters,
+        };
+        foreach (var (k, v) in extra) o[k] = v;
+        return o;
+    }
+
+    private static Tensor Random(Shape shape, Rng rng, bool requiresGrad = false)
+    {
+        var t = new Tensor(shape, requiresGrad);
+        rng.FillUniform(t.Span, -1, 1);
+        return t;
+    }
+
+    /// <summary>K = 4 pre-generated jagged batches of uniform ids, pooling factor <paramref name="pf"/>, table-major.</summary>
+    private KeyedJagged[] IdBatches(int pf, Rng rng, int tables, int batch, int rows)
+    {
+        var result = new KeyedJagged[4];
+        for (int k = 0; k < 4; k++)
+        {
+            int n = tables * batch * pf;
+            var values = new int[n];
+            var offsets = new int[tables * batch + 1];
+            for (int i = 0; i < n; i++) values[i] = rng.NextInt(rows);
+            for (int i = 0; i <= tables * batch; i++) offsets[i] = i * pf;
+            result[k] = new KeyedJagged(tables, batch, values, offsets);
+        }
+        return result;
+    }
+
+    private EmbeddingBagCollection Collection(string prefix, int tables, int rows, Rng rng) =>
+        new(Enumerable.Range(0, tables).Select(t => new EmbeddingTableConfig($"{prefix}{t}", rows, Dim)).ToArray(), PoolingMode.Sum, rng);
+
+    // W1: 26 tables x rows x 64, batch 4096, pooling 1 and 32; forward, and forward + backward + fused sparse SGD(0.01).
+    private void W1()
+    {
+        var rng = new Rng(1);
+        var fused = Collection("t", Tables, Rows, rng);
+        fused.Optimizer = new SparseSgd(0.01f);
+        // per_table: one single-table collection per feature, called one after another (facebookresearch/dlrm style).
+        var perTable = Enumerable.Range(0, Tables).Select(t => Collection($"p{t}_", 1, Rows, rng)).ToArray();
+        foreach (var c in perTable) c.Optimizer = new SparseSgd(0.01f);
+        var w1 = new JsonObject();
+        foreach (int pf in new[] { 1, 32 })
+        {
+            var batches = IdBatches(pf, rng, Tables, Batch, Rows);
+            var single = batches.Select(b => SplitTables(b)).ToArray();
+            var upstream = Random(new Shape(Batch, Tables, Dim), rng);
+            var upstreamOne = Random(new Shape(Batch, 1, Dim), rng);
+            double lookups = (double)Batch * Tables * pf;
+            var tape = new Tape();
+            var infer = new Tape { RecordingEnabled = false };
+            int cycle = 0;
+
+            var fwd = BenchProtocol.Measure(() =>
+            {
+                infer.Reset();
+                fused.Forward(infer, batches[cycle++ & 3]);
+            });
+            var train = BenchProtocol.Measure(() =>
+            {
+                tape.Reset();
+                var y = fused.Forward(tape, batches[cycle++ & 3]);
+                tape.Backward(y, upstream);
+            });
+            var fwdPer = BenchProtocol.Measure(() =>
+            {
+                infer.Reset();
+                var parts = single[cycle++ & 3];
+                for (int t = 0; t < Tables; t++) perTable[t].Forward(infer, parts[t]);
+            });
+            var trainPer = BenchProtocol.Measure(() =>
+            {
+                tape.Reset();
+                var parts = single[cycle++ & 3];
+                for (int t = 0; t < Tables; t++)
+                {
+                    var y = perTable[t].Forward(tape, parts[t]);
+                    tape.Backward(y, upstreamOne);
+                }
+            });
+            foreach (var (layout, kind, s) in new[] { ("fused", "fwd", fwd), ("fused", "train", train), ("per_table", "fwd", fwdPer), ("per_table", "train", trainPer) })
+            {
+                double perS = lookups / (s.MedianMs / 1e3);
+                Summary[$"W1_{layout}_pf{pf}_{kind}_Mlookups_per_s"] = perS / 1e6;
+                Summary[$"W1_{layout}_pf{pf}_{kind}_GBps"] = perS * Dim * 4 / 1e9;
+                w1[$"{layout}_pf{pf}_{(kind == "fwd" ? "forward" : "train")}"] = Detail(s, ("lookups", lookups), ("lookups_per_s", perS), ("bytes_per_s", perS * Dim * 4));
+            }
+            _log($"W1 pf{pf}: fused fwd {fwd.MedianMs:F2} ms, train {train.MedianMs:F2} ms; per-table fwd {fwdPer.MedianMs:F2} ms, train {trainPer.MedianMs:F2} ms");
+        }
+        Details["W1"] = w1;
+    }
+
+    private static KeyedJagged[] SplitTables(KeyedJagged b)
+    {
+        var parts = new KeyedJagged[b.Features];
+        for (int t = 0; t < b.Features; t++)
+        {
+            int start = b.Offsets[t * b.BatchSize], end = b.Offsets[(t + 1) * b.BatchSize];
+            var values = b.Values.AsSpan(start, end - start).ToArray();
+            var offsets = new int[b.BatchSize + 1];
+            for (int i = 0; i <= b.BatchSize; i++) offsets[i] = b.Offsets[t * b.BatchSize + i] - start;
+            parts[t] = new KeyedJagged(1, b.BatchSize, values, offsets);
+        }
+        return parts;
+    }
+
+    // W2: top MLP 415-512-512-256-1 fwd+bwd at batch 4096, input requires grad, no optimizer step.
+    private void W2()
+    {
+        var rng = new Rng(2);
+        var mlp = new Mlp("top", new[] { 415, 512, 512, 256, 1 }, rng, Activation.Relu, Activation.None);
+        var x = Random(new Shape(Batch, 415), rng, requiresGrad: true);
+        var dy = Random(new Shape(Batch, 1), rng);
+        var tape = new Tape();
+        var s = BenchProtocol.Measure(() =>
+        {
+            tape.Reset();
+            x.Grad = null;
+            var y = mlp.Forward(tape, x);
+            tape.Backward(y, dy);
+            foreach (var p in mlp.Parameters()) p.ZeroGrad();
+        });
+        double flops = 3.0 * 2 * Batch * (415.0 * 512 + 512 * 512 + 512 * 256 + 256 * 1);
+        Summary["W2_mlp_ms"] = s.MedianMs;
+        Summary["W2_mlp_GFLOPs"] = flops / (s.MedianMs / 1e3) / 1e9;
+        Details["W2"] = Detail(s, ("gflops", flops / 1e9), ("GFLOPs", Summary["W2_mlp_GFLOPs"]));
+        _log($"W2 MLP fwd+bwd: {s.MedianMs:F2} ms, {Summary["W2_mlp_GFLOPs"]:F1} GFLOP/s");
+    }
+
+    // W3: dot interaction fwd+bwd, dense [B,64] + emb [B,26,64] -> [B,415].
+    private void W3()
+    {
+        var rng = new Rng(3);
+        var dense = Random(new Shape(Batch, Dim), rng, true);
+        var emb = Random(new Shape(Batch, Tables, Dim), rng, true);
+        var dy = Random(new Shape(Batch, DotInteraction.OutputDim(Tables, Dim)), rng);
+        var tape = new Tape();
+        var s = BenchProtocol.Measure(() =>
+        {
+            tape.Reset();
+            dense.Grad = null; emb.Grad = null;
+            var y = Ops.DotInteraction(tape, dense, emb);
+            tape.Backward(y, dy);
+        });
+        Summary["W3_interaction_ms"] = s.MedianMs;
+        Details["W3"] = Detail(s, ("examples_per_s", Batch / (s.MedianMs / 1e3)));
+        _log($"W3 dot interaction fwd+bwd: {s.MedianMs:F2} ms");
+    }
+
+    // W4: DCNv2 cross network d = 429, 3 full-rank layers, batch 4096, x0 requires grad.
+    private void W4()
+    {
+        var rng = new Rng(4);
+        const int d = 429;
+        var cross = new CrossNet("cross", d, 3, rng);
+        var x0 = Random(new Shape(Batch, d), rng, true);
+        var dy = Random(new Shape(Batch, d), rng);
+        var tape = new Tape();
+        var s = BenchProtocol.Measure(() =>
+        {
+            tape.Reset();
+            x0.Grad = null;
+            var y = cross.Forward(tape, x0);
+            tape.Backward(y, dy);
+            foreach (var p in cross.Parameters()) p.ZeroGrad();
+        });
+        double flops = 3.0 * 3 * 2 * Batch * d * (double)d;
+        Summary["W4_dcnv2_ms"] = s.MedianMs;
+        Summary["W4_dcnv2_GFLOPs"] = flops / (s.MedianMs / 1e3) / 1e9;
+        Details["W4"] = Detail(s, ("gflops", flops / 1e9));
+        _log($"W4 DCNv2 cross fwd+bwd: {s.MedianMs:F2} ms, {Summary["W4_dcnv2_GFLOPs"]:F1} GFLOP/s");
+    }
+
+    // W5: self-attention block, batch 1024, 27 tokens, d_model 64, 2 heads, residual + LayerNorm, fwd+bwd.
+    private void W5()
+    {
+        var rng = new Rng(5);
+        int b = _quick ? 64 : 1024;
+        var block = new SelfAttentionInteraction("attn", 64, 2, rng);
+        var x = Random(new Shape(b, 27, 64), rng, true);
+        var dy = Random(new Shape(b, 27, 64), rng);
+        var tape = new Tape();
+        var s = BenchProtocol.Measure(() =>
+        {
+            tape.Reset();
+            x.Grad = null;
+            var y = block.Forward(tape, x);
+            tape.Backward(y, dy);
+            foreach (var p in block.Parameters()) p.ZeroGrad();
+        });
+        Summary["W5_attention_ms"] = s.MedianMs;
+        Details["W5"] = Detail(s, ("examples_per_s", b / (s.MedianMs / 1e3)));
+        _log($"W5 attention block fwd+bwd: {s.MedianMs:F2} ms");
+    }
+
+    /// <summary>Random Criteo-shaped batches: dense = log(1 + U[0,1000)), uniform ids, labels Bernoulli(0.25).</summary>
+    private Batch[] CriteoBatches(int batch, int rows, Rng rng, int count = 4)
+    {
+        var result = new Batch[count];
+        for (int k = 0; k < count; k++)
+        {
+            var bt = new Batch();
+            bt.Resize(batch, 13, Tables);
+            for (int i = 0; i < batch * 13; i++) bt.Dense[i] = (float)Math.Log(1 + rng.Uniform(0, 1000));
+            for (int i = 0; i < batch * Tables; i++) bt.Ids[i] = rng.NextInt(rows);
+            for (int i = 0; i < batch; i++) bt.Labels[i] = rng.NextDouble() < 0.25 ? 1f : 0f;
+            bt.BuildSparseFromIds();
+            result[k] = bt;
+        }
+        return result;
+    }
+
+    private ModelConfig W6Config() => new()
+    {
+        Kind = "dlrm", DenseFeatures = 13, TableRows = Enumerable.Repeat(Rows, Tables).ToArray(), EmbeddingDim = Dim,
+        BottomMlp = new[] { 512, 256 }, TopMlp = new[] { 512, 512, 256 },
+    };
+
+    // W6: full DLRM training step (SGD lr 0.1 over everything, sparse embedding updates), batch 4096 and 256.
+    private void W6()
+    {
+        var w6 = new JsonObject();
+        foreach (int b in new[] { Batch, _quick ? 32 : 256 })
+        {
+            var rng = new Rng(6);
+            var model = RankingModel.Create(W6Config(), rng);
+            var trainer = new Trainer(model, new TrainingOptions { Optimizer = OptimizerKind.Sgd, LearningRate = 0.1f, BatchSize = b });
+            var batches = CriteoBatches(b, Rows, rng);
+            int cycle = 0;
+            double lossSum = 0;
+            var s = BenchProtocol.Measure(() => lossSum += trainer.TrainStep(batches[cycle++ & 3]));
+            double eps = b / (s.MedianMs / 1e3);
+            string key = b == Batch ? "b4096" : "b256";
+            Summary[$"W6_dlrm_train_fused_{key}_examples_per_s"] = eps;
+            w6[key] = Detail(s, ("examples_per_s", eps), ("mean_sampled_loss", lossSum / cycle));
+            _log($"W6 DLRM train step batch {b}: {s.MedianMs:F2} ms, {eps:F0} examples/s");
+        }
+        Details["W6"] = w6;
+    }
+
+    // W7: k-means step, 200,000 x 64 points from a 256-component Gaussian mixture, 256 centroids.
+    private void W7()
+    {
+        var rng = new Rng(7);
+        int n = _quick ? 20_000 : 200_000, k = 256, d = 64;
+        var means = new float[k * d];
+        rng.FillNormal(means, 0, 3);
+        var x = new float[n * d];
+        for (int i = 0; i < n; i++)
+        {
+            int c = rng.NextInt(k);
+            for (int p = 0; p < d; p++) x[i * d + p] = means[c * d + p] + (float)rng.Normal();
+        }
+        var centroids = new float[k * d];
+        Array.Copy(x, centroids, k * d);
+        var assignment = new int[n];
+        var counts = new int[k];
+        var s = BenchProtocol.Measure(() =>
+        {
+            KMeansKernels.Assign(x, centroids, n, k, d, assignment);
+            KMeansKernels.Update(x, assignment, n, k, d, centroids, counts);
+        });
+        double flops = 2.0 * n * k * d;
+        Summary["W7_kmeans_step_ms"] = s.MedianMs;
+        Details["W7"] = Detail(s, ("gemm_gflops_per_s", flops / (s.MedianMs / 1e3) / 1e9));
+        _log($"W7 k-means step: {s.MedianMs:F2} ms");
+    }
+
+    // W8: DLRM inference (forward + sigmoid): batch-1 latency over 64 cycled inputs, batch-4096 throughput.
+    private void W8()
+    {
+        var rng = new Rng(8);
+        var model = RankingModel.Create(W6Config(), rng);
+        var trainer = new Trainer(model, new TrainingOptions { Optimizer = OptimizerKind.Sgd, LearningRate = 0.1f });
+        var ones = CriteoBatches(1, Rows, rng, 64);
+        var big = CriteoBatches(Batch, Rows, rng);
+        var outOne = new float[1];
+        var outBig = new float[Batch];
+        int cycle = 0;
+        var s1 = BenchProtocol.Measure(() => { trainer.Predict(ones[cycle++ & 63], outOne); outOne[0] = 1f / (1f + MathF.Exp(-outOne[0])); });
+        var sb = BenchProtocol.Measure(() =>
+        {
+            trainer.Predict(big[cycle++ & 3], outBig);
+            for (int i = 0; i < outBig.Length; i++) outBig[i] = 1f / (1f + MathF.Exp(-outBig[i]));
+        });
+        Summary["W8_dlrm_infer_fused_b1_latency_us"] = s1.MedianMs * 1e3;
+        Summary["W8_dlrm_infer_fused_b4096_examples_per_s"] = Batch / (sb.MedianMs / 1e3);
+        Details["W8"] = new JsonObject { ["batch1"] = Detail(s1), ["batch4096"] = Detail(sb) };
+        _log($"W8 DLRM inference: batch 1 {s1.MedianMs * 1e3:F1} us, batch {Batch} {Batch / (sb.MedianMs / 1e3):F0} examples/s");
+    }
+}

@@ -1,0 +1,80 @@
+using System.CommandLine;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Recsys.Cli.Bench;
+using Recsys.Engine.Checkpoints;
+using Recsys.Engine.Core;
+using Recsys.Kernels.Common;
+using Spectre.Console;
+
+namespace Recsys.Cli;
+
+/// <summary>`recsys bench`: the peer's workloads W1–W8 through the engine, optionally side by side with a peer results.json.</summary>
+public static class BenchCommand
+{
+    public static Command Create()
+    {
+        var workloads = new Option<string>("--workloads") { Description = "Comma-separated subset of W1..W8.", DefaultValueFactory = _ => string.Join(',', Workloads.All) };
+        var peer = new Option<string?>("--peer") { Description = "The peer's results.json: adds engine/peer speed ratios (> 1 = engine faster)." };
+        var peerConfig = new Option<string>("--peer-config") { Description = "Which peer configuration to compare with: best | tuned | stock.", DefaultValueFactory = _ => "best" };
+        var json = new Option<string?>("--json") { Description = "Write results (summary, details, ratios) as JSON to this file." };
+        var quick = new Option<bool>("--quick") { Description = "Tiny sizes and short timing: a smoke test, numbers meaningless." };
+        var threads = new Option<int>("--threads") { Description = "CPU threads for kernels.", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var device = new Option<string>("--device") { Description = "Device: cpu.", DefaultValueFactory = _ => "cpu" };
+        var cmd = new Command("bench", "Time the workloads W1–W8 (same shapes and protocol as the libtorch peer).") { workloads, peer, peerConfig, json, quick, threads, device };
+        cmd.SetAction(pr =>
+        {
+            Device.Parse(pr.GetValue(device)!);
+            KernelParallelism.MaxThreads = Options.Threads(pr.GetValue(threads));
+            var ids = pr.GetValue(workloads)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(s => s.ToUpperInvariant()).ToArray();
+            foreach (var id in ids)
+                if (!Workloads.All.Contains(id)) throw new ArgumentException($"--workloads: unknown workload '{id}', expected some of {string.Join(",", Workloads.All)}.");
+            Dictionary<string, double>? peerSummary = pr.GetValue(peer) is { } peerPath ? PeerComparison.ReadPeer(peerPath, pr.GetValue(peerConfig)!) : null;
+
+            bool isQuick = pr.GetValue(quick);
+            BenchProtocol.Scale = isQuick ? 0.05 : 1.0;
+            var w = new Workloads(isQuick, line => Console.Error.WriteLine(line));
+            foreach (var id in ids) w.Run(id);
+
+            var output = new JsonObject
+            {
+                ["harness"] = "recsys bench",
+                ["generated_utc"] = DateTime.UtcNow.ToString("O"),
+                ["threads"] = KernelParallelism.MaxThreads,
+                ["quick"] = isQuick,
+                ["env"] = new JsonObject
+                {
+                    ["dotnet"] = Environment.Version.ToString(), ["os"] = System.Runtime.InteropServices.RuntimeInformation.OSDescription,
+                    ["cpu_count"] = Environment.ProcessorCount,
+                    ["vector512"] = System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated,
+                    ["vector256"] = System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated,
+                },
+                ["summary"] = new JsonObject(w.Summary.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(Math.Round(kv.Value, 5))))),
+                ["workloads"] = w.Details,
+            };
+
+            var table = new Table().AddColumn("metric").AddColumn(new TableColumn("engine").RightAligned());
+            if (peerSummary is not null)
+            {
+                var rows = PeerComparison.Compare(w.Summary, peerSummary);
+                table.AddColumn(new TableColumn("peer").RightAligned()).AddColumn(new TableColumn("ratio (>1 = faster)").RightAligned());
+                foreach (var r in rows) table.AddRow(r.Metric, $"{r.Engine:G4}", $"{r.Peer:G4}", $"{r.Ratio:F2}");
+                var worst = PeerComparison.WorstPerWorkload(rows);
+                output["ratios"] = new JsonObject(worst.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(Math.Round(kv.Value, 4)))));
+                output["ratio_rows"] = new JsonArray(rows.Select(r => (JsonNode?)new JsonObject
+                {
+                    ["metric"] = r.Metric, ["engine"] = r.Engine, ["peer"] = r.Peer, ["peer_key"] = r.PeerKey, ["ratio"] = r.Ratio,
+                }).ToArray());
+            }
+            else
+            {
+                foreach (var (k, v) in w.Summary) table.AddRow(k, $"{v:G4}");
+            }
+            AnsiConsole.Write(table);
+            if (pr.GetValue(json) is { } path)
+                AtomicFile.WriteAllText(path, output.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            return 0;
+        });
+        return cmd;
+    }
+}

@@ -1,0 +1,29 @@
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
+using Recsys.Engine.Core;
+
+namespace Recsys.Engine.Operations;
+
+public static partial class Ops
+{
+    /// <summary>Residual connection y = x + residual (same shape); the gradient flows unchanged to both.</summary>
+    public static Tensor AddResidual(Tape tape, Tensor x, Tensor residual)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        ArgumentNullException.ThrowIfNull(residual);
+        if (x.Shape != residual.Shape)
+            throw new ArgumentException($"AddResidual: shapes must match, got x {x.Shape} and residual {residual.Shape}.");
+        var y = tape.Arena.Allocate(x.Shape);
+        TensorPrimitives.Add(x.ReadOnlySpan, residual.ReadOnlySpan, y.Span);
+        if (tape.NeedsGrad(x, residual))
+            tape.Record(new TapeEntry { Backward = static (t, in e) => AddResidualBackward(t, e.Output!, e.A!, e.B!), Output = y, A = x, B = residual });
+        return y;
+    }
+
+    private static void AddResidualBackward(Tape tape, Tensor y, Tensor x, Tensor residual)
+    {
+        if (y.Grad is null) return;
+        var dy = y.Grad.ReadOnlySpan;
+        if (tape.GradOf(x) is { } dx) TensorPrimitives.Add(dx.ReadOnlySpan, dy, dx.Span);
+        if (tape.GradOf(residual) is { } dr) TensorPrimitives.Add(dr.ReadOnlySpan, dy, dr.Span);
+    }
+}

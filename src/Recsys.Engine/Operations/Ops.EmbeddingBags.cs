@@ -1,0 +1,46 @@
+using Recsys.Engine.Core;
+using Recsys.Engine.Data;
+using Recsys.Engine.Nn;
+
+namespace Recsys.Engine.Operations;
+
+public static partial class Ops
+{
+    /// <summary>What the backward of one embedding-bag lookup needs: the collection and the ids it looked up.</summary>
+    private sealed class EmbeddingBagsSaved(EmbeddingBagCollection collection, KeyedJagged ids)
+    {
+        public readonly EmbeddingBagCollection Collection = collection;
+        public readonly KeyedJagged Ids = ids;
+    }
+
+    /// <summary>
+    /// Pooled lookups of all tables of <paramref name="collection"/>: y[b, f, :] = pool(W_f[ids(f, b)]), shape [B, F, D].
+    /// Backward (when the tape records) is sparse and fused with the collection's optimizer; <paramref name="ids"/>
+    /// must not be modified until backward has run.
+    /// </summary>
+    public static Tensor EmbeddingBags(Tape tape, EmbeddingBagCollection collection, KeyedJagged ids)
+    {
+        ArgumentNullException.ThrowIfNull(tape);
+        ArgumentNullException.ThrowIfNull(collection);
+        collection.CheckIds(ids);
+        var y = tape.Arena.Allocate(new Shape(ids.BatchSize, collection.Tables.Count, collection.Dim));
+        collection.ForwardInto(ids, y.Span);
+        if (tape.RecordingEnabled)
+        {
+            // One small object per recorded lookup (a tape entry has one State slot for two references).
+            tape.Record(new TapeEntry
+            {
+                Backward = static (t, in e) => EmbeddingBagsBackward(e.Output!, (EmbeddingBagsSaved)e.State!),
+                Output = y,
+                State = new EmbeddingBagsSaved(collection, ids),
+            });
+        }
+        return y;
+    }
+
+    private static void EmbeddingBagsBackward(Tensor y, EmbeddingBagsSaved saved)
+    {
+        if (y.Grad is null) return;
+        saved.Collection.Backward(saved.Ids, y.Grad.ReadOnlySpan);
+    }
+}

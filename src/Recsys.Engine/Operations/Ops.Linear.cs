@@ -1,0 +1,62 @@
+using Recsys.Engine.Core;
+using Recsys.Kernels.Common;
+using Recsys.Kernels.Elementwise;
+using Recsys.Kernels.Gemm;
+using Recsys.Kernels.Reduce;
+
+namespace Recsys.Engine.Operations;
+
+public static partial class Ops
+{
+    /// <summary>
+    /// Fully connected layer with a fused activation: y [B, out] = act(x [B, in] · weightᵀ + bias),
+    /// weight [out, in] (PyTorch layout), bias [out] or null. Backward recovers act' from the saved output,
+    /// then dX += dPre·W, dW += dPreᵀ·X, dBias += Σ_b dPre — each only when that input needs a gradient.
+    /// </summary>
+    public static Tensor Linear(Tape tape, Tensor x, Tensor weight, Tensor? bias, Activation activation = Activation.None)
+    {
+        ArgumentNullException.ThrowIfNull(tape);
+        ArgumentNullException.ThrowIfNull(x);
+        ArgumentNullException.ThrowIfNull(weight);
+        if (x.Rank != 2 || weight.Rank != 2 || x.Dim(1) != weight.Dim(1))
+            throw new ArgumentException($"Linear: expected x [B, in] and weight [out, in] with the same 'in', got x {x.Shape} and weight {weight.Shape}.");
+        int batch = x.Dim(0), inF = x.Dim(1), outF = weight.Dim(0);
+        if (bias is not null && bias.Shape != new Shape(outF))
+            throw new ArgumentException($"Linear: expected bias of shape {new Shape(outF)} for weight {weight.Shape}, got {bias.Shape}.");
+        if (activation is not (Activation.None or Activation.Relu or Activation.Sigmoid))
+            throw new ArgumentOutOfRangeException(nameof(activation), activation, $"Linear: unknown activation {activation}.");
+
+        var y = tape.Arena.Allocate(new Shape(batch, outF));
+        GemmKernels.LinearForward(x.ReadOnlySpan, weight.ReadOnlySpan, bias is null ? default : bias.ReadOnlySpan, y.Span,
+            batch, outF, inF, activation);
+        if (tape.NeedsGrad(x, weight, bias))
+            tape.Record(new TapeEntry
+            {
+                Backward = static (t, in e) => LinearBackward(t, e.Output!, e.A!, e.B!, e.C, (Activation)e.I0),
+                Output = y, A = x, B = weight, C = bias, I0 = (int)activation,
+            });
+        return y;
+    }
+
+    private static void LinearBackward(Tape tape, Tensor y, Tensor x, Tensor weight, Tensor? bias, Activation activation)
+    {
+        if (y.Grad is null) return;
+        int batch = x.Dim(0), inF = x.Dim(1), outF = weight.Dim(0);
+        var dPre = y.Grad;
+        if (activation != Activation.None)
+        {
+            // The output's gradient may be read by other consumers' rules: work on a copy.
+            dPre = tape.Arena.Allocate(y.Shape);
+            y.Grad.ReadOnlySpan.CopyTo(dPre.Span);
+            ElementwiseKernels.ActivationBackwardInPlace(activation, y.ReadOnlySpan, dPre.Span);
+        }
+        var dX = tape.GradOf(x);
+        if (dX is not null)
+            GemmKernels.MatMul(dPre.ReadOnlySpan, weight.ReadOnlySpan, dX.Span, batch, inF, outF, accumulate: true);
+        var dW = tape.GradOf(weight);
+        if (dW is not null)
+            GemmKernels.MatMulTN(dPre.ReadOnlySpan, x.ReadOnlySpan, dW.Span, outF, inF, batch, accumulate: true);
+        if (bias is not null && tape.GradOf(bias) is { } dBias)
+            ReduceKernels.ColumnSums(dPre.ReadOnlySpan, dBias.Span, batch, outF, accumulate: true);
+    }
+}

@@ -1,0 +1,193 @@
+using System.CommandLine;
+using System.Text.Json.Nodes;
+using NUnit.Framework;
+using Recsys.Cli;
+
+namespace Recsys.Tests.Cli;
+
+/// <summary>End-to-end runs of the `recsys` command through its real parser and actions.</summary>
+[NonParallelizable]
+public class CliTests
+{
+    private string _dir = "";
+
+    [SetUp]
+    public void SetUp()
+    {
+        _dir = Path.Combine(Path.GetTempPath(), "recsys-cli-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(_dir);
+    }
+
+    [TearDown]
+    public void TearDown()
+    {
+        try { Directory.Delete(_dir, recursive: true); } catch (IOException) { }
+    }
+
+    private static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var root = new RootCommand { TrainCommand.Create(), EvalCommand.Create(), BenchCommand.Create() };
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        var oldOut = Console.Out;
+        Console.SetOut(stdout);
+        try
+        {
+            int code = CliRunner.Run(root, args, stdout, stderr);
+            return (code, stdout.ToString(), stderr.ToString());
+        }
+        finally
+        {
+            Console.SetOut(oldOut);
+        }
+    }
+
+    /// <summary>A small Criteo-format file with a learnable signal: the label follows C1 and I1.</summary>
+    private string WriteCriteo(int rows, int seed, string name = "train.txt")
+    {
+        var rng = new Random(seed);
+        var path = Path.Combine(_dir, name);
+        using var w = new StreamWriter(path);
+        for (int i = 0; i < rows; i++)
+        {
+            int c1 = rng.Next(20);
+            int i1 = rng.Next(50);
+            double logit = (c1 < 10 ? 1.5 : -1.5) + (i1 > 25 ? 0.5 : -0.5);
+            int label = rng.NextDouble() < 1 / (1 + Math.Exp(-logit)) ? 1 : 0;
+            var fields = new List<string> { label.ToString(), i1.ToString() };
+            for (int j = 1; j < 13; j++) fields.Add(rng.Next(4) == 0 ? "" : rng.Next(100).ToString());
+            fields.Add((0x1000 + c1).ToString("x8"));
+            for (int j = 1; j < 26; j++) fields.Add(rng.Next(5) == 0 ? "" : rng.Next(30).ToString("x8"));
+            w.Write(string.Join('\t', fields));
+            w.Write('\n');
+        }
+        return path;
+    }
+
+    [Test]
+    public void Train_CriteoFileWithOut_WritesMetricsAndCheckpointThatEvalReloads()
+    {
+        var data = WriteCriteo(3000, 1);
+        var outDir = Path.Combine(_dir, "run");
+        var (code, _, err) = Run("train", "--data", data, "--epochs", "2", "--batch-size", "64", "--lr", "0.01", "--out", outDir, "--quiet");
+        Assert.That(code, Is.EqualTo(0), err);
+        var metrics = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "metrics.json")))!;
+        foreach (var key in new[] { "auc", "logloss", "ne", "examples_per_second", "train_seconds" })
+            Assert.That(metrics[key], Is.Not.Null, key);
+        Assert.That(metrics["auc"]!.GetValue<double>(), Is.GreaterThan(0.7), "the planted signal is strong");
+        Assert.That(File.ReadAllLines(Path.Combine(outDir, "metrics.jsonl")), Is.Not.Empty);
+        Assert.That(File.Exists(Path.Combine(outDir, "model.safetensors")));
+        Assert.That(File.Exists(Path.Combine(outDir, "config.json")));
+        Assert.That(Directory.GetFiles(outDir).Where(f => f.Contains(".tmp")), Is.Empty, "no temporary files left behind");
+
+        var evalOut = Path.Combine(_dir, "eval.json");
+        (code, _, err) = Run("eval", "--checkpoint", outDir, "--data", data, "--out", evalOut);
+        Assert.That(code, Is.EqualTo(0), err);
+        var eval = JsonNode.Parse(File.ReadAllText(evalOut))!;
+        Assert.That(eval["auc"]!.GetValue<double>(), Is.GreaterThan(0.7));
+        Assert.That(eval["rows"]!.GetValue<int>(), Is.EqualTo(3000));
+    }
+
+    [Test]
+    public void Train_FoldsOption_ReportsMeanAndStd()
+    {
+        var data = WriteCriteo(1500, 2);
+        var outDir = Path.Combine(_dir, "cv");
+        var (code, _, err) = Run("train", "--data", data, "--folds", "3", "--batch-size", "64", "--lr", "0.01", "--model", "dcnv2", "--out", outDir, "--quiet");
+        Assert.That(code, Is.EqualTo(0), err);
+        var cv = JsonNode.Parse(File.ReadAllText(Path.Combine(outDir, "metrics.json")))!["cross_validation"]!;
+        Assert.That(cv["folds"]!.GetValue<int>(), Is.EqualTo(3));
+        Assert.That(cv["auc"]!["std"]!.GetValue<double>(), Is.GreaterThanOrEqualTo(0));
+        Assert.That(cv["auc"]!["mean"]!.GetValue<double>(), Is.GreaterThan(0.6));
+    }
+
+    [TestCase("--optimizer", "rmsprop", "--optimizer")]
+    [TestCase("--model", "wide", "--model")]
+    [TestCase("--batch-size", "0", "batch size")]
+    [TestCase("--test-fraction", "1.5", "test fraction")]
+    [TestCase("--threads", "0", "--threads")]
+    [TestCase("--device", "tpu", "device")]
+    public void Train_BadArgument_OneClearLineAndNonZeroExit(string option, string value, string mentioned)
+    {
+        var (code, _, err) = Run("train", option, value, "--synthetic-rows", "100", "--quiet");
+        Assert.That(code, Is.Not.EqualTo(0));
+        var lines = err.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.That(lines, Has.Length.EqualTo(1), err);
+        Assert.That(lines[0], Does.Contain(mentioned));
+        Assert.That(err, Does.Not.Contain("   at "), "no stack trace");
+    }
+
+    [Test]
+    public void Train_UnknownOption_UsageErrorExit2()
+    {
+        var (code, _, err) = Run("train", "--frobnicate");
+        Assert.That(code, Is.EqualTo(CliRunner.ExitUsage));
+        Assert.That(err, Does.Contain("--frobnicate"));
+    }
+
+    [Test]
+    public void Train_MissingDataFile_NamesThePath()
+    {
+        var missing = Path.Combine(_dir, "nope.txt");
+        var (code, _, err) = Run("train", "--data", missing, "--quiet");
+        Assert.That(code, Is.EqualTo(CliRunner.ExitFailure));
+        Assert.That(err, Does.Contain(missing));
+    }
+
+    [Test]
+    public void Train_MalformedLine_ReportsLineNumber()
+    {
+        var data = WriteCriteo(50, 3);
+        var lines = File.ReadAllLines(data);
+        lines[16] = "1\t2\t3"; // line 17: 3 fields
+        File.WriteAllLines(data, lines);
+        var (code, _, err) = Run("train", "--data", data, "--quiet");
+        Assert.That(code, Is.EqualTo(CliRunner.ExitFailure));
+        Assert.That(err, Does.Contain("17"));
+    }
+
+    [Test]
+    public void Eval_MissingCheckpoint_ClearError()
+    {
+        var data = WriteCriteo(10, 4);
+        var (code, _, err) = Run("eval", "--checkpoint", Path.Combine(_dir, "none"), "--data", data);
+        Assert.That(code, Is.EqualTo(CliRunner.ExitFailure));
+        Assert.That(err, Does.Contain("checkpoint"));
+    }
+
+    [Test]
+    public void Eval_TruncatedCheckpoint_ClearError()
+    {
+        var data = WriteCriteo(400, 5);
+        var outDir = Path.Combine(_dir, "run");
+        Assert.That(Run("train", "--data", data, "--batch-size", "64", "--out", outDir, "--quiet").Code, Is.EqualTo(0));
+        var st = Path.Combine(outDir, "model.safetensors");
+        var bytes = File.ReadAllBytes(st);
+        File.WriteAllBytes(st, bytes.AsSpan(0, bytes.Length - 100).ToArray());
+        var (code, _, err) = Run("eval", "--checkpoint", outDir, "--data", data);
+        Assert.That(code, Is.EqualTo(CliRunner.ExitFailure));
+        Assert.That(err, Does.Contain("model.safetensors"));
+    }
+
+    [Test]
+    public void Bench_QuickWithPeer_WritesRatiosForEachWorkload()
+    {
+        var peer = Path.Combine(_dir, "peer.json");
+        File.WriteAllText(peer, """{"summary": {"W2_mlp_ms": {"best": 50.0}, "W3_interaction_ms": {"best": 18.0}, "W7_kmeans_step_ms": {"best": 70.0}}}""");
+        var json = Path.Combine(_dir, "bench.json");
+        var (code, _, err) = Run("bench", "--quick", "--workloads", "W2,W3,W7", "--peer", peer, "--json", json);
+        Assert.That(code, Is.EqualTo(0), err);
+        var o = JsonNode.Parse(File.ReadAllText(json))!;
+        foreach (var w in new[] { "W2", "W3", "W7" })
+            Assert.That(o["ratios"]![w]!.GetValue<double>(), Is.GreaterThan(0), w);
+        Assert.That(o["summary"]!["W2_mlp_GFLOPs"]!.GetValue<double>(), Is.GreaterThan(0));
+    }
+
+    [Test]
+    public void Bench_UnknownWorkload_ClearError()
+    {
+        var (code, _, err) = Run("bench", "--workloads", "W9");
+        Assert.That(code, Is.EqualTo(CliRunner.ExitFailure));
+        Assert.That(err, Does.Contain("W9"));
+    }
+}
