@@ -72,6 +72,7 @@ public sealed class Tape
     /// <summary>
     /// Back-propagates from <paramref name="loss"/>. A scalar loss is seeded with 1; a non-scalar output
     /// with <paramref name="seed"/> (same shape), e.g. a fixed upstream gradient in benchmarks.
+    /// The recorded ops are consumed: call Backward once per recorded graph.
     /// </summary>
     public void Backward(Tensor loss, Tensor? seed = null)
     {
@@ -99,6 +100,11 @@ public sealed class Tape
             if (e.Output is not null && e.Output.Grad is null && e.Output.Owner is null) continue;
             e.Backward(this, in e);
         }
+        // Backward consumes the recorded ops (as PyTorch frees its graph): a second Backward on this tape
+        // sees only ops recorded after this one, so no backward rule — in particular a fused embedding
+        // update — ever runs twice. The arena is kept: gradients stay readable until Reset.
+        Array.Clear(_entries, 0, _count);
+        _count = 0;
     }
 
     /// <summary>Forgets all entries and recycles the arena: call once per step, after the optimizer.</summary>

@@ -1,3 +1,4 @@
+using Recsys.Kernels.Common;
 namespace Recsys.Engine.Core;
 
 /// <summary>
@@ -18,7 +19,7 @@ public sealed class TensorArena
 
     public TensorArena(int initialFloats = 1 << 16)
     {
-        _block = new float[Math.Max(initialFloats, Alignment)];
+        _block = LargeBuffers.Floats(Math.Max(initialFloats, Alignment));
     }
 
     /// <summary>Floats handed out since the last reset.</summary>
@@ -75,7 +76,7 @@ public sealed class TensorArena
         if (_overflow.Count > 0)
         {
             long need = _used + _overflowTotal;
-            _block = new float[checked((int)Math.Min(int.MaxValue - 64, need + need / 4))];
+            _block = LargeBuffers.Floats(checked((int)Math.Min(int.MaxValue - 64, need + need / 4)));
             _overflow.Clear();
             _overflowTotal = 0;
         }

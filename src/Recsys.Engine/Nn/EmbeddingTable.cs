@@ -1,3 +1,4 @@
+using Recsys.Kernels.Common;
 using Recsys.Engine.Core;
 using Recsys.Kernels.EmbeddingBag;
 
@@ -42,7 +43,7 @@ public sealed class EmbeddingTable
         Name = name;
         Rows = rows;
         Dim = dim;
-        WeightData = GC.AllocateUninitializedArray<float>(rows * dim);
+        WeightData = LargeBuffers.Floats(rows * dim); // random row gathers: huge pages where the OS allows
         double bound = Math.Sqrt(1.0 / rows);
         rng.FillUniform(WeightData, -bound, bound);
         Weight = new Tensor(new Shape(rows, dim), WeightData) { Name = name + ".weight" };
@@ -57,8 +58,8 @@ public sealed class EmbeddingTable
         if (kind is SparseUpdateKind.Collect or SparseUpdateKind.Sgd) return;
         if (_stateKind == kind && State1 is not null) return;
         _stateKind = kind;
-        State1 = kind == SparseUpdateKind.RowwiseAdagrad ? new float[Rows] : new float[Rows * Dim];
-        State2 = kind == SparseUpdateKind.Adam ? new float[Rows * Dim] : null;
+        State1 = kind == SparseUpdateKind.RowwiseAdagrad ? new float[Rows] : LargeBuffers.Floats(Rows * Dim);
+        State2 = kind == SparseUpdateKind.Adam ? LargeBuffers.Floats(Rows * Dim) : null;
     }
 
     public override string ToString() => $"EmbeddingTable {Name} [{Rows}, {Dim}]";

@@ -59,4 +59,21 @@ public class TapeTests
         long after = GC.GetAllocatedBytesForCurrentThread();
         Assert.That(after - before, Is.LessThan(1024), "bytes allocated by 100 steady-state arena steps");
     }
+
+    [Test]
+    public void Backward_CalledTwice_DoesNotRerunEarlierOps()
+    {
+        var p = TestData.Parameter("p", new Shape(4), 6);
+        var tape = new Tape();
+        var seed = TestData.Tensor(new Shape(2, 2), 7, requiresGrad: false);
+        var y1 = Ops.Reshape(tape, p.Value, new Shape(2, 2));
+        tape.Backward(y1, seed);
+        var afterFirst = p.Grad.ToArray();
+        Assert.That(tape.Count, Is.EqualTo(0), "backward consumes the recorded ops");
+        var y2 = Ops.Reshape(tape, p.Value, new Shape(2, 2));
+        tape.Backward(y2, seed);
+        var afterSecond = p.Grad.ToArray();
+        for (int i = 0; i < 4; i++)
+            Assert.That(afterSecond[i], Is.EqualTo(2 * afterFirst[i]).Within(1e-6), "the second backward adds exactly one more contribution");
+    }
 }

@@ -1,0 +1,53 @@
+using System.Runtime.InteropServices;
+
+namespace Recsys.Kernels.Common;
+
+/// <summary>
+/// Allocation of big float buffers that kernels gather from at random (embedding tables, their optimizer
+/// state, the per-step arena). With 4 KiB pages every random 256-byte row read of a 665 MB table misses
+/// the TLB; on Linux, where transparent huge pages are commonly in "madvise" mode, these buffers are
+/// therefore pinned (so they never move) and advised MADV_HUGEPAGE before their first touch, which backs
+/// them with 2 MiB pages. Elsewhere, or when the advice is refused, they are ordinary arrays.
+/// </summary>
+public static class LargeBuffers
+{
+    /// <summary>Below this size huge pages do not matter (and pinning small arrays only fragments the heap).</summary>
+    public const long HugePageThresholdBytes = 4L << 20;
+
+    private const int MadvHugepage = 14;
+    private const long HugePage = 2L << 20;
+
+    /// <summary>A zero-filled float array of <paramref name="length"/>, huge-page backed where possible.</summary>
+    public static float[] Floats(int length)
+    {
+        if (length < 0) throw new ArgumentOutOfRangeException(nameof(length), length, $"LargeBuffers.Floats: length must be >= 0, got {length}.");
+        if ((long)length * sizeof(float) < HugePageThresholdBytes) return new float[length];
+        var array = GC.AllocateUninitializedArray<float>(length, pinned: true);
+        AdviseHugePages(array);
+        array.AsSpan().Clear(); // first touch happens here, after the advice
+        return array;
+    }
+
+    private static unsafe void AdviseHugePages(float[] array)
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        fixed (float* p = array)
+        {
+            long start = (long)p, end = start + (long)array.Length * sizeof(float);
+            long alignedStart = (start + HugePage - 1) & ~(HugePage - 1);
+            long alignedEnd = end & ~(HugePage - 1);
+            if (alignedEnd <= alignedStart) return;
+            try
+            {
+                _ = madvise((nint)alignedStart, (nuint)(alignedEnd - alignedStart), MadvHugepage); // advice only: failure is harmless
+            }
+            catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+            {
+                // No libc madvise (unusual Linux); keep normal pages.
+            }
+        }
+    }
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern int madvise(nint address, nuint length, int advice);
+}
