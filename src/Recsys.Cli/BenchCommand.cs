@@ -53,6 +53,7 @@ public static class BenchCommand
                 ["workloads"] = w.Details,
             };
 
+            if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = Math.Max(AnsiConsole.Profile.Width, 120);
             var table = new Table().AddColumn("metric").AddColumn(new TableColumn("engine").RightAligned());
             if (peerSummary is not null)
             {
