@@ -21,7 +21,10 @@ public static class BenchCommand
         var quick = new Option<bool>("--quick") { Description = "Tiny sizes and short timing: a smoke test, numbers meaningless." };
         var threads = new Option<int>("--threads") { Description = "CPU threads for kernels.", DefaultValueFactory = _ => Environment.ProcessorCount };
         var device = new Option<string>("--device") { Description = "Device: cpu.", DefaultValueFactory = _ => "cpu" };
-        var cmd = new Command("bench", "Time the workloads W1–W8 (same shapes and protocol as the libtorch peer).") { workloads, peer, peerConfig, json, quick, threads, device };
+        var profile = new Option<bool>("--profile") { Description = "Also print where the W6 step's time goes, per op (forward, backward, optimizer)." };
+        var w1Rows = new Option<int?>("--w1-rows") { Description = "Rows per W1 table (default 100,000): table-size sweeps from cache-resident to DRAM-bound." };
+        var w1Tables = new Option<int?>("--w1-tables") { Description = "Number of W1 tables (default 26)." };
+        var cmd = new Command("bench", "Time the workloads W1–W8 (same shapes and protocol as the libtorch peer).") { workloads, peer, peerConfig, json, quick, threads, device, profile, w1Rows, w1Tables };
         cmd.SetAction(pr =>
         {
             Device.Parse(pr.GetValue(device)!);
@@ -33,7 +36,12 @@ public static class BenchCommand
 
             bool isQuick = pr.GetValue(quick);
             BenchProtocol.Scale = isQuick ? 0.05 : 1.0;
-            var w = new Workloads(isQuick, line => Console.Error.WriteLine(line));
+            if (pr.GetValue(w1Rows) is < 1) throw new ArgumentException($"--w1-rows: expected a positive integer, got {pr.GetValue(w1Rows)}.");
+            if (pr.GetValue(w1Tables) is < 1) throw new ArgumentException($"--w1-tables: expected a positive integer, got {pr.GetValue(w1Tables)}.");
+            var w = new Workloads(isQuick, line => Console.Error.WriteLine(line))
+            {
+                Profile = pr.GetValue(profile), W1Rows = pr.GetValue(w1Rows), W1Tables = pr.GetValue(w1Tables),
+            };
             foreach (var id in ids) w.Run(id);
 
             var output = new JsonObject

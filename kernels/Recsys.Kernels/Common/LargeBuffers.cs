@@ -28,6 +28,25 @@ public static class LargeBuffers
         return array;
     }
 
+    /// <summary>
+    /// Like <see cref="Floats"/>, plus room to start the data on a 64-byte (cache-line, Vector512) boundary:
+    /// <paramref name="start"/> is the index where the aligned data begins. Only pinned (large) buffers can
+    /// promise that; small ones return start 0.
+    /// </summary>
+    public static unsafe float[] AlignedFloats(int length, out int start)
+    {
+        const int pad = 64 / sizeof(float);
+        if ((long)length * sizeof(float) < HugePageThresholdBytes || length > Array.MaxLength - pad)
+        {
+            start = 0;
+            return new float[length];
+        }
+        var array = Floats(length + pad);
+        fixed (float* p = array)
+            start = (int)(((64 - (long)p % 64) % 64) / sizeof(float));
+        return array;
+    }
+
     private static unsafe void AdviseHugePages(float[] array)
     {
         if (!OperatingSystem.IsLinux()) return;

@@ -50,11 +50,12 @@ public static unsafe partial class EmbeddingBagKernels
     public static void BackwardTables(ReadOnlySpan<float[]> weights, ReadOnlySpan<int> rows, int dim, int batchSize,
         ReadOnlySpan<int> indices, ReadOnlySpan<int> offsets, ReadOnlySpan<float> perSampleWeights, PoolingMode mode,
         ReadOnlySpan<float> dOutput, int dOutputStride, int dOutputOffset, in SparseUpdate update,
-        ReadOnlySpan<float[]?> state1, ReadOnlySpan<float[]?> state2, EmbeddingBagWorkspace workspace)
+        ReadOnlySpan<float[]?> state1, ReadOnlySpan<float[]?> state2, EmbeddingBagWorkspace workspace,
+        ReadOnlySpan<int> weightStarts = default)
     {
         const string op = "EmbeddingBag.BackwardTables";
         ArgumentNullException.ThrowIfNull(workspace);
-        int tables = CheckTables(weights, rows, dim, batchSize, op);
+        int tables = CheckTables(weights, rows, dim, batchSize, op, weightStarts);
         CheckCommon(dim, tables, indices, offsets, perSampleWeights, dOutput.Length, dOutputStride, dOutputOffset, op, nameof(dOutput), batchSize);
         bool needs1 = update.Kind is SparseUpdateKind.RowwiseAdagrad or SparseUpdateKind.Adam;
         bool needs2 = update.Kind is SparseUpdateKind.Adam;
@@ -78,7 +79,7 @@ public static unsafe partial class EmbeddingBagKernels
             for (int f = 0; f < tables; f++)
             {
                 handles[3 * f] = GCHandle.Alloc(weights[f], GCHandleType.Pinned);
-                ptrs[f] = new TablePtr { Weight = (float*)handles[3 * f].AddrOfPinnedObject(), Rows = rows[f] };
+                ptrs[f] = new TablePtr { Weight = (float*)handles[3 * f].AddrOfPinnedObject() + (weightStarts.IsEmpty ? 0 : weightStarts[f]), Rows = rows[f] };
                 if (needs1)
                 {
                     handles[3 * f + 1] = GCHandle.Alloc(state1[f], GCHandleType.Pinned);

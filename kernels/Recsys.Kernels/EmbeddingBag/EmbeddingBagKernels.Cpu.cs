@@ -65,13 +65,15 @@ public static unsafe partial class EmbeddingBagKernels
     /// has F·batchSize+1 entries, feature-major (bag (f, b) at f·batchSize+b); bag (f, b) is written at
     /// <c>output[b·outputStride + outputOffset + f·dim ..+dim]</c> — stride F·dim, offset 0 gives [B, F, D].
     /// </summary>
+    /// <param name="weightStarts">Optional: index of row 0 inside each weights array (lets callers start rows on a
+    /// cache-line boundary); empty means 0 for every table.</param>
     /// <exception cref="EmbeddingIndexOutOfRangeException">An id is outside its table (the first such position is reported).</exception>
     public static void ForwardTables(ReadOnlySpan<float[]> weights, ReadOnlySpan<int> rows, int dim, int batchSize,
         ReadOnlySpan<int> indices, ReadOnlySpan<int> offsets, ReadOnlySpan<float> perSampleWeights, PoolingMode mode,
-        Span<float> output, int outputStride, int outputOffset)
+        Span<float> output, int outputStride, int outputOffset, ReadOnlySpan<int> weightStarts = default)
     {
         const string op = "EmbeddingBag.ForwardTables";
-        int tables = CheckTables(weights, rows, dim, batchSize, op);
+        int tables = CheckTables(weights, rows, dim, batchSize, op, weightStarts);
         int bags = CheckCommon(dim, tables, indices, offsets, perSampleWeights, output.Length, outputStride, outputOffset, op, nameof(output), batchSize);
         if (bags == 0 || tables == 0) return;
         Span<GCHandle> handles = tables <= StackTables ? stackalloc GCHandle[StackTables] : new GCHandle[tables];
@@ -81,7 +83,7 @@ public static unsafe partial class EmbeddingBagKernels
             for (int f = 0; f < tables; f++)
             {
                 handles[f] = GCHandle.Alloc(weights[f], GCHandleType.Pinned);
-                ptrs[f] = new TablePtr { Weight = (float*)handles[f].AddrOfPinnedObject(), Rows = rows[f] };
+                ptrs[f] = new TablePtr { Weight = (float*)handles[f].AddrOfPinnedObject() + (weightStarts.IsEmpty ? 0 : weightStarts[f]), Rows = rows[f] };
             }
             fixed (TablePtr* tp = ptrs)
             fixed (int* idx = indices)
@@ -328,17 +330,22 @@ public static unsafe partial class EmbeddingBagKernels
         return bags;
     }
 
-    private static int CheckTables(ReadOnlySpan<float[]> weights, ReadOnlySpan<int> rows, int dim, int batchSize, string op)
+    private static int CheckTables(ReadOnlySpan<float[]> weights, ReadOnlySpan<int> rows, int dim, int batchSize, string op,
+        ReadOnlySpan<int> weightStarts = default)
     {
         KernelGuard.NonNegative(batchSize, nameof(batchSize), op);
         if (rows.Length != weights.Length)
             throw new ArgumentException($"{op}: {weights.Length} weight arrays but {rows.Length} row counts.", nameof(rows));
+        if (!weightStarts.IsEmpty && weightStarts.Length != weights.Length)
+            throw new ArgumentException($"{op}: {weights.Length} weight arrays but {weightStarts.Length} weight starts.", nameof(weightStarts));
         for (int f = 0; f < weights.Length; f++)
         {
             if (weights[f] is null) throw new ArgumentNullException(nameof(weights), $"{op}: weights[{f}] is null.");
             if (rows[f] < 0) throw new ArgumentOutOfRangeException(nameof(rows), rows[f], $"{op}: rows[{f}] must be >= 0, got {rows[f]}.");
-            if (weights[f].Length < (long)rows[f] * dim)
-                throw new ArgumentException($"{op}: weights[{f}] needs rows {rows[f]} x dim {dim} = {(long)rows[f] * dim} elements, got {weights[f].Length}.", nameof(weights));
+            long start = weightStarts.IsEmpty ? 0 : weightStarts[f];
+            if (start < 0) throw new ArgumentOutOfRangeException(nameof(weightStarts), start, $"{op}: weightStarts[{f}] must be >= 0, got {start}.");
+            if (weights[f].Length < start + (long)rows[f] * dim)
+                throw new ArgumentException($"{op}: weights[{f}] needs start {start} + rows {rows[f]} x dim {dim} = {start + (long)rows[f] * dim} elements, got {weights[f].Length}.", nameof(weights));
         }
         return weights.Length;
     }

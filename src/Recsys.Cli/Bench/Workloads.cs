@@ -32,6 +32,13 @@ public sealed class Workloads
     private int Batch => _quick ? 256 : 4096;
     private int Rows => _quick ? 10_000 : 100_000;
     private const int Tables = 26;
+
+    /// <summary>W1 table rows and table count (default: the peer's 26 x 100,000), for the table-size sweep.</summary>
+    public int? W1Rows { get; init; }
+    public int? W1Tables { get; init; }
+
+    /// <summary>Profile the W6 step per op (forward, backward incl. fused sparse updates, optimizer).</summary>
+    public bool Profile { get; init; }
     private const int Dim = 64;
 
     public static readonly string[] All = { "W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8" };
@@ -93,19 +100,20 @@ public sealed class Workloads
     private void W1()
     {
         var rng = new Rng(1);
-        var fused = Collection("t", Tables, Rows, rng);
+        int rows = W1Rows ?? Rows, tables = W1Tables ?? Tables;
+        var fused = Collection("t", tables, rows, rng);
         fused.Optimizer = new SparseSgd(0.01f);
         // per_table: one single-table collection per feature, called one after another (facebookresearch/dlrm style).
-        var perTable = Enumerable.Range(0, Tables).Select(t => Collection($"p{t}_", 1, Rows, rng)).ToArray();
+        var perTable = Enumerable.Range(0, tables).Select(t => Collection($"p{t}_", 1, rows, rng)).ToArray();
         foreach (var c in perTable) c.Optimizer = new SparseSgd(0.01f);
         var w1 = new JsonObject();
         foreach (int pf in new[] { 1, 32 })
         {
-            var batches = IdBatches(pf, rng, Tables, Batch, Rows);
+            var batches = IdBatches(pf, rng, tables, Batch, rows);
             var single = batches.Select(b => SplitTables(b)).ToArray();
-            var upstream = Random(new Shape(Batch, Tables, Dim), rng);
+            var upstream = Random(new Shape(Batch, tables, Dim), rng);
             var upstreamOne = Random(new Shape(Batch, 1, Dim), rng);
-            double lookups = (double)Batch * Tables * pf;
+            double lookups = (double)Batch * tables * pf;
             var tape = new Tape();
             var infer = new Tape { RecordingEnabled = false };
             int cycle = 0;
@@ -125,13 +133,13 @@ public sealed class Workloads
             {
                 infer.Reset();
                 var parts = single[cycle++ & 3];
-                for (int t = 0; t < Tables; t++) perTable[t].Forward(infer, parts[t]);
+                for (int t = 0; t < tables; t++) perTable[t].Forward(infer, parts[t]);
             });
             var trainPer = BenchProtocol.Measure(() =>
             {
                 tape.Reset();
                 var parts = single[cycle++ & 3];
-                for (int t = 0; t < Tables; t++)
+                for (int t = 0; t < tables; t++)
                 {
                     var y = perTable[t].Forward(tape, parts[t]);
                     tape.Backward(y, upstreamOne);
@@ -144,8 +152,10 @@ public sealed class Workloads
                 Summary[$"W1_{layout}_pf{pf}_{kind}_GBps"] = perS * Dim * 4 / 1e9;
                 w1[$"{layout}_pf{pf}_{(kind == "fwd" ? "forward" : "train")}"] = Detail(s, ("lookups", lookups), ("lookups_per_s", perS), ("bytes_per_s", perS * Dim * 4));
             }
-            _log($"W1 pf{pf}: fused fwd {fwd.MedianMs:F2} ms, train {train.MedianMs:F2} ms; per-table fwd {fwdPer.MedianMs:F2} ms, train {trainPer.MedianMs:F2} ms");
+            _log($"W1 {tables} x {rows} rows, pf{pf}: fused fwd {fwd.MedianMs:F2} ms, train {train.MedianMs:F2} ms; per-table fwd {fwdPer.MedianMs:F2} ms, train {trainPer.MedianMs:F2} ms");
         }
+        w1["tables"] = tables;
+        w1["rows_per_table"] = rows;
         Details["W1"] = w1;
     }
 
@@ -295,11 +305,32 @@ public sealed class Workloads
             long before = GC.GetTotalAllocatedBytes(precise: true);
             for (int i = 0; i < allocSteps; i++) trainer.TrainStep(batches[cycle++ & 3]);
             double allocPerStep = (GC.GetTotalAllocatedBytes(precise: true) - before) / (double)allocSteps;
+            if (Profile) w6[$"{key}_profile"] = ProfileSteps(trainer, batches, b);
             Summary[$"W6_dlrm_train_fused_{key}_examples_per_s"] = eps;
             w6[key] = Detail(s, ("examples_per_s", eps), ("mean_sampled_loss", lossSum / cycle), ("allocated_bytes_per_step", allocPerStep));
             _log($"W6 DLRM train step batch {b}: {s.MedianMs:F2} ms, {eps:F0} examples/s, {allocPerStep:F0} bytes allocated per step");
         }
         Details["W6"] = w6;
+    }
+
+    /// <summary>Per-op time of 20 profiled W6 steps: ms per step in forward and backward, and the share of the step.</summary>
+    private JsonArray ProfileSteps(Trainer trainer, Batch[] batches, int batch)
+    {
+        var profile = new TapeProfile();
+        trainer.Profile = profile;
+        for (int i = 0; i < 20; i++) trainer.TrainStep(batches[i & 3]);
+        trainer.Profile = null;
+        double total = profile.Entries.Sum(e => e.ForwardMs + e.BackwardMs);
+        var rows = new JsonArray();
+        _log($"W6 batch {batch}: time per step by op ({profile.Steps} profiled steps; embedding updates are fused into EmbeddingBags' backward)");
+        _log($"  {"op",-22} {"forward ms",11} {"backward ms",12} {"share",7}");
+        foreach (var e in profile.Entries.OrderByDescending(e => e.ForwardMs + e.BackwardMs))
+        {
+            double f = e.ForwardMs / profile.Steps, bw = e.BackwardMs / profile.Steps, share = (e.ForwardMs + e.BackwardMs) / total;
+            _log($"  {e.Name,-22} {f,11:F3} {bw,12:F3} {share,7:P1}");
+            rows.Add(new JsonObject { ["op"] = e.Name, ["forward_ms_per_step"] = f, ["backward_ms_per_step"] = bw, ["share"] = share });
+        }
+        return rows;
     }
 
     // W7: k-means step, 200,000 x 64 points from a 256-component Gaussian mixture, 256 centroids.

@@ -41,6 +41,11 @@ public sealed class Tape
 
     public int Count => _count;
 
+    /// <summary>When set, the time of every recorded op's forward and backward is added to it.</summary>
+    public TapeProfile? Profile { get; set; }
+
+    private long _lastMark = System.Diagnostics.Stopwatch.GetTimestamp();
+
     /// <summary>True when an op with these inputs must be recorded.</summary>
     public bool NeedsGrad(Tensor? a, Tensor? b = null, Tensor? c = null, Tensor? d = null) =>
         RecordingEnabled && ((a?.RequiresGrad ?? false) || (b?.RequiresGrad ?? false) || (c?.RequiresGrad ?? false) || (d?.RequiresGrad ?? false));
@@ -50,6 +55,12 @@ public sealed class Tape
     {
         if (_count == _entries.Length) Array.Resize(ref _entries, _entries.Length * 2);
         _entries[_count++] = entry;
+        if (Profile is { } profile)
+        {
+            long now = System.Diagnostics.Stopwatch.GetTimestamp();
+            profile.AddForward(entry.Backward, now - _lastMark);
+            _lastMark = now;
+        }
         if (entry.Output is not null) entry.Output.RequiresGrad = true;
     }
 
@@ -98,7 +109,16 @@ public sealed class Tape
             ref readonly var e = ref _entries[i];
             // Skip ops whose output received no gradient: nothing downstream of the loss used them.
             if (e.Output is not null && e.Output.Grad is null && e.Output.Owner is null) continue;
-            e.Backward(this, in e);
+            if (Profile is { } profile)
+            {
+                long start = System.Diagnostics.Stopwatch.GetTimestamp();
+                e.Backward(this, in e);
+                profile.AddBackward(e.Backward, System.Diagnostics.Stopwatch.GetTimestamp() - start);
+            }
+            else
+            {
+                e.Backward(this, in e);
+            }
         }
         // Backward consumes the recorded ops (as PyTorch frees its graph): a second Backward on this tape
         // sees only ops recorded after this one, so no backward rule — in particular a fused embedding
@@ -113,5 +133,6 @@ public sealed class Tape
         Array.Clear(_entries, 0, _count);
         _count = 0;
         Arena.Reset();
+        _lastMark = System.Diagnostics.Stopwatch.GetTimestamp();
     }
 }

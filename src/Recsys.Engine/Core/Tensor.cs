@@ -47,6 +47,19 @@ public sealed class Tensor
         RequiresGrad = requiresGrad;
     }
 
+    /// <summary>Wraps <paramref name="data"/>[<paramref name="offset"/> .. offset + shape.Size) (not copied).</summary>
+    public Tensor(Shape shape, float[] data, int offset, bool requiresGrad = false)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        if (offset < 0 || (long)offset + shape.Size > data.Length)
+            throw new ArgumentException($"Tensor: offset {offset} + shape {shape} (size {shape.Size}) exceeds the {data.Length} elements of its data.", nameof(offset));
+        Shape = shape;
+        Length = shape.Size;
+        _buffer = data;
+        _offset = offset;
+        RequiresGrad = requiresGrad;
+    }
+
     internal Tensor() { _buffer = Array.Empty<float>(); }
 
     public static Tensor FromArray(float[] data, params int[] dims) => new(Core.Shape.Of(dims), data);

@@ -16,6 +16,7 @@ public sealed class EmbeddingBagCollection : Module
 {
     private readonly EmbeddingTable[] _tables;
     private readonly float[][] _weights;
+    private readonly int[] _weightStarts;
     private readonly int[] _rows;
     private readonly float[]?[] _state1;
     private readonly float[]?[] _state2;
@@ -40,6 +41,7 @@ public sealed class EmbeddingBagCollection : Module
         }
         Pooling = pooling;
         _weights = _tables.Select(t => t.WeightData).ToArray();
+        _weightStarts = _tables.Select(t => t.WeightStart).ToArray();
         _rows = _tables.Select(t => t.Rows).ToArray();
         _state1 = new float[]?[_tables.Length];
         _state2 = new float[]?[_tables.Length];
@@ -94,7 +96,7 @@ public sealed class EmbeddingBagCollection : Module
         try
         {
             EmbeddingBagKernels.ForwardTables(_weights, _rows, dim, b, ids.Values, ids.Offsets.AsSpan(0, _tables.Length * b + 1),
-                ids.Weights is null ? default : ids.Weights.AsSpan(0, ids.ValueCount), Pooling, output, _tables.Length * dim, 0);
+                ids.Weights is null ? default : ids.Weights.AsSpan(0, ids.ValueCount), Pooling, output, _tables.Length * dim, 0, _weightStarts);
         }
         catch (EmbeddingIndexOutOfRangeException e)
         {
@@ -119,7 +121,7 @@ public sealed class EmbeddingBagCollection : Module
         {
             EmbeddingBagKernels.BackwardTables(_weights, _rows, dim, b, ids.Values, ids.Offsets.AsSpan(0, _tables.Length * b + 1),
                 ids.Weights is null ? default : ids.Weights.AsSpan(0, ids.ValueCount), Pooling, dOutput, _tables.Length * dim, 0,
-                update, _state1, _state2, _workspace);
+                update, _state1, _state2, _workspace, _weightStarts);
         }
         catch (EmbeddingIndexOutOfRangeException e)
         {

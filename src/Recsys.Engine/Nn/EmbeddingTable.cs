@@ -23,6 +23,9 @@ public sealed class EmbeddingTable
 
     internal float[] WeightData { get; }
 
+    /// <summary>Index of row 0 inside <see cref="WeightData"/>.</summary>
+    internal int WeightStart { get; }
+
     /// <summary>Row-wise Adagrad accumulator [Rows], or Adam's first moment m [Rows, Dim]; null until an optimizer needs it.</summary>
     public float[]? State1 { get; private set; }
 
@@ -43,10 +46,13 @@ public sealed class EmbeddingTable
         Name = name;
         Rows = rows;
         Dim = dim;
-        WeightData = LargeBuffers.Floats(rows * dim); // random row gathers: huge pages where the OS allows
+        // Random row gathers: huge pages where the OS allows, and rows starting on a cache line so a
+        // 256-byte row is exactly 4 lines (a misaligned Vector512 load touches two lines).
+        WeightData = LargeBuffers.AlignedFloats(rows * dim, out int start);
+        WeightStart = start;
+        Weight = new Tensor(new Shape(rows, dim), WeightData, start) { Name = name + ".weight" };
         double bound = Math.Sqrt(1.0 / rows);
-        rng.FillUniform(WeightData, -bound, bound);
-        Weight = new Tensor(new Shape(rows, dim), WeightData) { Name = name + ".weight" };
+        rng.FillUniform(Weight.Span, -bound, bound);
     }
 
     public EmbeddingTable(EmbeddingTableConfig config, Rng rng)

@@ -25,6 +25,13 @@ public sealed class Trainer
     public Optimizer DenseOptimizer { get; }
     public long Step { get; private set; }
 
+    /// <summary>When set, each training step adds its per-op forward/backward times and the optimizer's time to it.</summary>
+    public TapeProfile? Profile
+    {
+        get => _tape.Profile;
+        set => _tape.Profile = value;
+    }
+
     public Trainer(RankingModel model, TrainingOptions options)
     {
         options.Validate();
@@ -54,7 +61,13 @@ public sealed class Trainer
         if (!float.IsFinite(value))
             throw new InvalidOperationException($"Training diverged: loss is {value} at step {Step + 1}. Lower the learning rate.");
         _tape.Backward(loss);
+        long optStart = System.Diagnostics.Stopwatch.GetTimestamp();
         DenseOptimizer.Step();
+        if (_tape.Profile is { } profile)
+        {
+            profile.Add("optimizer (dense)", 0, System.Diagnostics.Stopwatch.GetTimestamp() - optStart);
+            profile.Steps++;
+        }
         Step++;
         return value;
     }

@@ -184,6 +184,30 @@ public class CliTests
     }
 
     [Test]
+    public void Bench_ProfileW6_ListsEveryOpOfTheDlrmStep()
+    {
+        var json = Path.Combine(_dir, "bench.json");
+        var (code, _, err) = Run("bench", "--quick", "--workloads", "W6", "--profile", "--json", json);
+        Assert.That(code, Is.EqualTo(0), err);
+        var profile = JsonNode.Parse(File.ReadAllText(json))!["workloads"]!["W6"]!["b4096_profile"]!.AsArray();
+        var ops = profile.Select(r => r!["op"]!.GetValue<string>()).ToArray();
+        Assert.That(ops, Is.SupersetOf(new[] { "Linear", "EmbeddingBags", "DotInteraction", "BceWithLogits", "optimizer (dense)" }));
+        Assert.That(profile.Sum(r => r!["share"]!.GetValue<double>()), Is.EqualTo(1.0).Within(1e-6));
+        Assert.That(profile.First(r => r!["op"]!.GetValue<string>() == "EmbeddingBags")!["backward_ms_per_step"]!.GetValue<double>(), Is.GreaterThan(0));
+    }
+
+    [Test]
+    public void Bench_W1TableSweepOptions_RecordedInDetails()
+    {
+        var json = Path.Combine(_dir, "bench.json");
+        var (code, _, err) = Run("bench", "--quick", "--workloads", "W1", "--w1-rows", "3000", "--w1-tables", "2", "--json", json);
+        Assert.That(code, Is.EqualTo(0), err);
+        var w1 = JsonNode.Parse(File.ReadAllText(json))!["workloads"]!["W1"]!;
+        Assert.That(w1["rows_per_table"]!.GetValue<int>(), Is.EqualTo(3000));
+        Assert.That(w1["tables"]!.GetValue<int>(), Is.EqualTo(2));
+    }
+
+    [Test]
     public void Bench_UnknownWorkload_ClearError()
     {
         var (code, _, err) = Run("bench", "--workloads", "W9");

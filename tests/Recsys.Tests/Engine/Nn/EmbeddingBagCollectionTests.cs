@@ -40,7 +40,7 @@ public class EmbeddingBagCollectionTests
         Assert.That(y.Shape, Is.EqualTo(new Shape(Batch, 3, Dim)));
         for (int f = 0; f < 3; f++)
         {
-            var expected = EmbeddingBagReference.Forward(ebc.Tables[f].WeightData, Dim, ids.Values, TableOffsets(ids, f), ids.Weights, mode == PoolingMode.Mean);
+            var expected = EmbeddingBagReference.Forward(ebc.Tables[f].Weight.ToArray(), Dim, ids.Values, TableOffsets(ids, f), ids.Weights, mode == PoolingMode.Mean);
             var actual = new float[Batch * Dim];
             for (int b = 0; b < Batch; b++) y.ReadOnlySpan.Slice((b * 3 + f) * Dim, Dim).CopyTo(actual.AsSpan(b * Dim));
             TestData.AssertClose(actual, expected, 1e-5, 1e-6, $"table {f}");
@@ -84,7 +84,7 @@ public class EmbeddingBagCollectionTests
         for (int f = 0; f < 3; f++)
         {
             var g = ebc.LastSparseGradients[f];
-            var w = ebc.Tables[f].WeightData;
+            var w = ebc.Tables[f].Weight.Span;
             for (int row = 0; row < Rows[f]; row++)
             {
                 var gRow = g.RowOf(row);
