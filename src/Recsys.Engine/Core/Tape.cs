@@ -81,6 +81,20 @@ public sealed class Tape
     }
 
     /// <summary>
+    /// Like <see cref="GradOf(Tensor)"/>, for a rule that can overwrite instead of accumulate: when the
+    /// gradient buffer is made by this call, it is not zeroed and <paramref name="fresh"/> is true — the caller
+    /// must then write every element (e.g. a GEMM with accumulate = false). Saves a zero-fill and a read.
+    /// </summary>
+    public Tensor? GradOf(Tensor t, out bool fresh)
+    {
+        fresh = false;
+        if (!t.RequiresGrad) return null;
+        if (t.Owner is not null || t.Grad is not null) return GradOf(t);
+        fresh = true;
+        return t.Grad = Arena.Allocate(t.Shape);
+    }
+
+    /// <summary>
     /// Back-propagates from <paramref name="loss"/>. A scalar loss is seeded with 1; a non-scalar output
     /// with <paramref name="seed"/> (same shape), e.g. a fixed upstream gradient in benchmarks.
     /// The recorded ops are consumed: call Backward once per recorded graph.

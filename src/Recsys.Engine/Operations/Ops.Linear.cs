@@ -42,17 +42,14 @@ public static partial class Ops
     {
         if (y.Grad is null) return;
         int batch = x.Dim(0), inF = x.Dim(1), outF = weight.Dim(0);
+        // Rules run in reverse recording order, so every consumer of y has already added into y.Grad and
+        // nothing reads it after this rule: the activation's backward can turn it into dPre in place.
         var dPre = y.Grad;
         if (activation != Activation.None)
-        {
-            // The output's gradient may be read by other consumers' rules: work on a copy.
-            dPre = tape.Arena.Allocate(y.Shape);
-            y.Grad.ReadOnlySpan.CopyTo(dPre.Span);
             ElementwiseKernels.ActivationBackwardInPlace(activation, y.ReadOnlySpan, dPre.Span);
-        }
-        var dX = tape.GradOf(x);
+        var dX = tape.GradOf(x, out bool freshDx);
         if (dX is not null)
-            GemmKernels.MatMul(dPre.ReadOnlySpan, weight.ReadOnlySpan, dX.Span, batch, inF, outF, accumulate: true);
+            GemmKernels.MatMul(dPre.ReadOnlySpan, weight.ReadOnlySpan, dX.Span, batch, inF, outF, accumulate: !freshDx);
         var dW = tape.GradOf(weight);
         if (dW is not null)
             GemmKernels.MatMulTN(dPre.ReadOnlySpan, x.ReadOnlySpan, dW.Span, outF, inF, batch, accumulate: true);
