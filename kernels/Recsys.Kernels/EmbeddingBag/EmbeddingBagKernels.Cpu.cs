@@ -111,12 +111,24 @@ public static unsafe partial class EmbeddingBagKernels
         int chunks = KernelParallelism.Chunks(items, costPerBag);
         long* bad = stackalloc long[chunks];
         for (int c = 0; c < chunks; c++) bad[c] = long.MaxValue;
-        var body = new ForwardBody
+        if (lookups <= (long)ShortBagLength * items)
         {
-            Tables = tables, Batch = batch, Dim = dim, Indices = idx, Offsets = off, Psw = psw, Mean = mode == PoolingMode.Mean,
-            Output = output, Stride = stride, Offset = offset, Items = items, Bad = bad,
-        };
-        KernelParallelism.For(chunks, ref body);
+            var bm = new ForwardSampleMajorBody
+            {
+                Tables = tables, TableCount = tableCount, Batch = batch, Dim = dim, Indices = idx, Offsets = off, Psw = psw, Mean = mode == PoolingMode.Mean,
+                Output = output, Stride = stride, Offset = offset, Items = items, Bad = bad,
+            };
+            KernelParallelism.For(chunks, ref bm);
+        }
+        else
+        {
+            var body = new ForwardBody
+            {
+                Tables = tables, Batch = batch, Dim = dim, Indices = idx, Offsets = off, Psw = psw, Mean = mode == PoolingMode.Mean,
+                Output = output, Stride = stride, Offset = offset, Items = items, Bad = bad,
+            };
+            KernelParallelism.For(chunks, ref body);
+        }
         long first = long.MaxValue;
         for (int c = 0; c < chunks; c++) first = Math.Min(first, bad[c]);
         if (first != long.MaxValue) ThrowBadId(tables, tableCount, batch, off, idx, (int)first);
@@ -163,6 +175,55 @@ public static unsafe partial class EmbeddingBagKernels
         }
     }
 
+    /// <summary>
+    /// Bags at most this long on average are pooled sample by sample (all tables of sample b, then b+1), longer ones
+    /// table by table. Short bags are dominated by the output write: in sample order the [B, F, D] output is written
+    /// sequentially instead of with an F·D stride (W1 pooling 1, 26 x 100k x 64: 27 → 37 M lookups/s). Long bags are
+    /// dominated by row reads, which hit the caches more often when one table is read at a time (pooling 32: table
+    /// order 70 M lookups/s, sample order 54 M).
+    /// </summary>
+    private const int ShortBagLength = 4;
+
+    /// <summary>Sample-major pooling for short bags: item i is bag (f = i mod F, b = i / F), prefetched a fixed distance ahead.</summary>
+    private struct ForwardSampleMajorBody : IChunkBody
+    {
+        public TablePtr* Tables;
+        public int TableCount, Batch, Dim, Items, Stride, Offset;
+        public int* Indices, Offsets;
+        public float* Psw, Output;
+        public bool Mean;
+        public long* Bad;
+
+        public void Run(int chunk, int chunks)
+        {
+            var (start, end) = KernelParallelism.Range(Items, chunks, chunk);
+            int b = start / TableCount, f = start - b * TableCount;
+            const int dist = SampleMajorPrefetchDistance;
+            int ab = (start + dist) / TableCount, af = (start + dist) - ab * TableCount;
+            for (int i = start; i < end; i++)
+            {
+                if (i + dist < end)
+                {
+                    int bagA = af * Batch + ab;
+                    if (Offsets[bagA] < Offsets[bagA + 1])
+                    {
+                        TablePtr* ta = Tables + af;
+                        uint id = (uint)Indices[Offsets[bagA]];
+                        if (id < (uint)ta->Rows) PrefetchRow(ta->Weight + id * (long)Dim, Dim);
+                    }
+                }
+                if (++af == TableCount) { af = 0; ab++; }
+                TablePtr* t = Tables + f;
+                int bag = f * Batch + b;
+                float* dst = Output + (long)b * Stride + Offset + (long)f * Dim;
+                int badPos = PoolBag(t->Weight, t->Rows, Dim, Indices, Offsets[bag], Offsets[bag + 1], Psw, Mean, dst);
+                if (badPos >= 0) { Bad[chunk] = Math.Min(Bad[chunk], badPos); }
+                if (++f == TableCount) { f = 0; b++; }
+            }
+        }
+    }
+
+    private const int SampleMajorPrefetchDistance = 16;
     private const int BagPrefetchDistance = 8;
     private const int RowPrefetchDistance = 8;
 

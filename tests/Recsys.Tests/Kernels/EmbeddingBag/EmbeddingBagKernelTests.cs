@@ -12,13 +12,14 @@ public class EmbeddingBagKernelTests
 
     [Test]
     public void Forward_OddDimsEmptyBagsDuplicates_MatchesFloat64Reference(
-        [Values(PoolingMode.Sum, PoolingMode.Mean)] PoolingMode mode, [Values(false, true)] bool weighted)
+        [Values(PoolingMode.Sum, PoolingMode.Mean)] PoolingMode mode, [Values(false, true)] bool weighted,
+        [Values(5, 20)] int maxLen) // short bags are pooled sample by sample, long ones table by table
     {
         foreach (int dim in OddDims)
         {
             const int rows = 11, bags = 13;
             var w = TestData.Floats(rows * dim, seed: dim);
-            var (idx, off, psw) = EmbeddingBagReference.Bags(bags, maxLen: 5, rows, seed: 100 + dim, baseOffset: 2);
+            var (idx, off, psw) = EmbeddingBagReference.Bags(bags, maxLen, rows, seed: 100 + dim, baseOffset: 2);
             // Strided output: two junk columns before and one after each bag, all poisoned with NaN.
             int stride = dim + 3;
             var output = new float[bags * stride];
@@ -49,14 +50,15 @@ public class EmbeddingBagKernelTests
     }
 
     [Test]
-    public void ForwardTables_ThreeTables_EqualsPerTableForwardBitwise([Values(PoolingMode.Sum, PoolingMode.Mean)] PoolingMode mode)
+    public void ForwardTables_ThreeTables_EqualsPerTableForwardBitwise([Values(PoolingMode.Sum, PoolingMode.Mean)] PoolingMode mode,
+        [Values(4, 20)] int maxLen)
     {
         const int dim = 33, batch = 9, tables = 3;
         int[] rows = { 5, 17, 2 };
         var weights = new float[tables][];
         for (int f = 0; f < tables; f++) weights[f] = TestData.Floats(rows[f] * dim, 10 + f);
         // Feature-major offsets over all tables; ids of table f are valid for rows[f].
-        var (idx, off, psw) = EmbeddingBagReference.Bags(tables * batch, maxLen: 4, rows: 2, seed: 7);
+        var (idx, off, psw) = EmbeddingBagReference.Bags(tables * batch, maxLen, rows: 2, seed: 7);
         for (int f = 0; f < tables; f++)
             for (int p = off[f * batch]; p < off[(f + 1) * batch]; p++) idx[p] = (idx[p] * 7919 + p) % rows[f];
 
@@ -160,6 +162,25 @@ public class EmbeddingBagKernelTests
                 SparseUpdate.Sgd(1f), default, default, new EmbeddingBagWorkspace()));
         Assert.That(ex!.Position, Is.EqualTo(3));
         Assert.That(w, Is.EqualTo(before));
+    }
+
+    [Test]
+    public void ForwardTables_SeveralBadIds_ReportsTheFirstPosition([Values(1, 9)] int bagLength)
+    {
+        // Two tables x 3 bags; bad ids in table 1 (position of bag 0) and table 0 (bag 2): the earlier position wins,
+        // whichever order the kernel pools the bags in (sample-major for short bags, table-major for long ones).
+        const int dim = 8, batch = 3, tables = 2;
+        var weights = new[] { TestData.Floats(4 * dim, 1), TestData.Floats(4 * dim, 2) };
+        var idx = new int[tables * batch * bagLength];
+        var off = new int[tables * batch + 1];
+        for (int i = 0; i <= tables * batch; i++) off[i] = i * bagLength;
+        int badTable0 = 2 * bagLength + bagLength - 1, badTable1 = 3 * bagLength;
+        idx[badTable0] = 4;
+        idx[badTable1] = 7;
+        var ex = Assert.Throws<EmbeddingIndexOutOfRangeException>(() =>
+            EmbeddingBagKernels.ForwardTables(weights, new[] { 4, 4 }, dim, batch, idx, off, default, PoolingMode.Sum,
+                new float[batch * tables * dim], tables * dim, 0));
+        Assert.That((ex!.Table, ex.Position, ex.Id), Is.EqualTo((0, badTable0, 4)));
     }
 
     [Test]
