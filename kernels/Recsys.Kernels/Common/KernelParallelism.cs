@@ -42,18 +42,15 @@ public static class KernelParallelism
         return ((int)start, (int)end);
     }
 
-    /// <summary>Runs <paramref name="body"/> for chunk indices 0..chunks-1; inline when there is one chunk.</summary>
+    /// <summary>
+    /// Runs <paramref name="body"/> for chunk indices 0..chunks-1 on up to <see cref="MaxThreads"/> threads (the caller
+    /// and long-lived kernel workers, see <see cref="KernelWorkerPool"/>); inline when there is one chunk. Allocates
+    /// nothing. An exception thrown by a chunk is rethrown here after every chunk has finished.
+    /// </summary>
     public static void For<TBody>(int chunks, ref TBody body) where TBody : struct, IChunkBody
     {
         if (chunks <= 1) { body.Run(0, 1); return; }
-        ForParallel(chunks, body);
-    }
-
-    // Separate method: the lambda's closure is allocated on entry to the scope that declares the
-    // captured variables, so keeping it out of For makes the single-chunk path allocation-free.
-    private static void ForParallel<TBody>(int chunks, TBody body) where TBody : struct, IChunkBody
-    {
-        Parallel.For(0, chunks, new ParallelOptions { MaxDegreeOfParallelism = _maxThreads }, c => body.Run(c, chunks));
+        KernelWorkerPool.Run(chunks, ref body, _maxThreads);
     }
 }
 
