@@ -21,6 +21,7 @@ public class EmbeddingBagBenchmarks
     {
         public Config()
         {
+            this.AddSimdJobs();
             AddColumn(new ThroughputColumn("Mlookups/s", 1e-6), new ThroughputColumn("GB/s", Dim * 4 * 1e-9));
         }
     }

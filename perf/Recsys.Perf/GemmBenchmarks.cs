@@ -58,6 +58,29 @@ public class GemmBenchmarks
         _bias = Fill(Shape.N);
     }
 
+    /// <summary>
+    /// Scalar baseline: the formula C[i, j] (+)= Σ_p op(A)[i, p]·op(B)[p, j] as a plain i-p-j loop nest on one thread
+    /// (the JIT does not vectorise it), so the table shows what packing, register tiling, SIMD and threads buy.
+    /// </summary>
+    [Benchmark(Baseline = true)]
+    public void GemmScalar()
+    {
+        var s = Shape;
+        int m = s.M, n = s.N, k = s.K;
+        float[] a = _a, b = _b, c = _c;
+        if (s.Layout == "NT") Array.Clear(c, 0, m * n);
+        for (int i = 0; i < m; i++)
+            for (int p = 0; p < k; p++)
+            {
+                // NN: A [m, k], B [k, n]; TN: A [k, m], B [k, n]; NT: A [m, k], B [n, k].
+                float aip = s.Layout == "TN" ? a[p * m + i] : a[i * k + p];
+                if (s.Layout == "NT")
+                    for (int j = 0; j < n; j++) c[i * n + j] += aip * b[j * k + p];
+                else
+                    for (int j = 0; j < n; j++) c[i * n + j] += aip * b[p * n + j];
+            }
+    }
+
     /// <summary>The plain GEMM in the shape's layout (backward calls accumulate, as the tape does).</summary>
     [Benchmark]
     public void Gemm()
@@ -83,7 +106,7 @@ public class GemmBenchmarks
 
 internal sealed class GemmConfig : ManualConfig
 {
-    public GemmConfig() => AddColumn(new GflopsColumn());
+    public GemmConfig() => this.AddSimdJobs().AddColumn(new GflopsColumn());
 }
 
 /// <summary>Achieved GFLOP/s = 2·m·n·k / mean time.</summary>

@@ -1,4 +1,5 @@
 using BenchmarkDotNet.Attributes;
+using BenchmarkDotNet.Configs;
 using Recsys.Engine.Core;
 using Recsys.Engine.Nn;
 using Recsys.Kernels.Interaction;
@@ -11,6 +12,7 @@ namespace Recsys.Perf;
 /// B 4096; 13.57 GFLOP per step), W5 (self-attention block, B 1024, T 27, d 64, 2 heads).
 /// </summary>
 [MemoryDiagnoser]
+[Config(typeof(InteractionConfig))]
 public class InteractionBenchmarks
 {
     private const int W3Batch = 4096, W3Features = 26, W3Dim = 64;
@@ -51,6 +53,38 @@ public class InteractionBenchmarks
         _attentionTape = new Tape();
     }
 
+    /// <summary>
+    /// Scalar baseline of W3: the formula written plainly, one thread. T = [dense, e_0..e_{F-1}]; out = [dense, ⟨T_i, T_j⟩ for
+    /// i &gt; j]; backward dT_i += g_ij·T_j, dT_j += g_ij·T_i, plus the dense pass-through.
+    /// </summary>
+    [Benchmark(Baseline = true)]
+    public void W3_DotInteraction_ForwardBackward_Scalar()
+    {
+        int b = W3Batch, f = W3Features, d = W3Dim, t = f + 1;
+        int width = DotInteractionKernels.OutputDim(f, d);
+        Array.Clear(_dDense);
+        Array.Clear(_dSparse);
+        for (int s = 0; s < b; s++)
+        {
+            float[] Row(int i, out int at) { if (i == 0) { at = s * d; return _dense; } at = (s * f + i - 1) * d; return _sparse; }
+            float[] Grad(int i) => i == 0 ? _dDense : _dSparse;
+            int o = s * width;
+            for (int c = 0; c < d; c++) { _dotOut[o + c] = _dense[s * d + c]; _dDense[s * d + c] += _dotGrad[o + c]; }
+            int k = d;
+            for (int i = 1; i < t; i++)
+                for (int j = 0; j < i; j++, k++)
+                {
+                    var ti = Row(i, out int ai); var tj = Row(j, out int aj);
+                    float dot = 0;
+                    for (int c = 0; c < d; c++) dot += ti[ai + c] * tj[aj + c];
+                    _dotOut[o + k] = dot;
+                    float g = _dotGrad[o + k];
+                    var gi = Grad(i); var gj = Grad(j);
+                    for (int c = 0; c < d; c++) { gi[ai + c] += g * tj[aj + c]; gj[aj + c] += g * ti[ai + c]; }
+                }
+        }
+    }
+
     /// <summary>W3 kernel level: forward, then backward into zeroed gradients (as the tape's arena gives them).</summary>
     [Benchmark]
     public void W3_DotInteraction_ForwardBackward()
@@ -82,4 +116,9 @@ public class InteractionBenchmarks
         _attentionTape.Backward(y, _attentionSeed);
         _attentionTape.Reset();
     }
+}
+
+internal sealed class InteractionConfig : ManualConfig
+{
+    public InteractionConfig() => this.AddSimdJobs();
 }
