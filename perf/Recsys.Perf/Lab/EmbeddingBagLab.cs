@@ -1,0 +1,223 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using Recsys.Kernels.Common;
+using Recsys.Kernels.EmbeddingBag;
+
+namespace Recsys.Perf.Lab;
+
+/// <summary>
+/// Kernel lab for the pooled embedding-bag forward of W1 (F tables x rows x 64, batch 4096, output [B, F, D]):
+/// a float64 reference, versions 1..N, a validation of every version against the reference, then a timed sweep
+/// over pooling factor and table size with M lookups/s and GB/s (256 B read per lookup). The winner goes to
+/// <c>kernels/Recsys.Kernels/EmbeddingBag</c>; versions stay here so each speed-up can be re-measured.
+/// <code>dotnet run -c Release --project perf/Recsys.Perf -- lab embedding-bag [--rows 10000,100000,1000000] [--pf 1,32] [--reps 40]</code>
+/// </summary>
+internal static unsafe class EmbeddingBagLab
+{
+    private const int Dim = 64, Batch = 4096, Tables = 26;
+
+    private delegate void Version(float[][] tables, int[] idx, int[] off, float[] output);
+
+    private static readonly (string Name, Version Run)[] Versions =
+    {
+        ("v0 ceiling: copy each bag's first row, sample order", CopyCeiling),
+        ("v1 table order, no prefetch", (t, i, o, y) => TableOrder(t, i, o, y, prefetch: false)),
+        ("v2 table order, prefetch 8 bags ahead", (t, i, o, y) => TableOrder(t, i, o, y, prefetch: true)),
+        ("v3 sample order, prefetch 16 bags ahead", SampleOrder),
+        ("v4 production ForwardTables", Production),
+    };
+
+    public static int Run(string[] args)
+    {
+        int[] rowsList = IntList(args, "--rows", new[] { 10_000, 100_000, 1_000_000 });
+        int[] pfs = IntList(args, "--pf", new[] { 1, 32 });
+        int reps = IntList(args, "--reps", new[] { 40 })[0];
+        Console.WriteLine($"embedding-bag lab: {Tables} tables x dim {Dim}, batch {Batch}, threads {KernelParallelism.MaxThreads}, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
+        if (!Validate()) return 1;
+        foreach (int rows in rowsList)
+            foreach (int pf in pfs)
+                Sweep(rows, pf, reps);
+        return 0;
+    }
+
+    // ------------------------------------------------------------------ validation
+
+    private static bool Validate()
+    {
+        const int rows = 1000, pf = 3;
+        var (tables, idx, off) = Problem(rows, pf, seed: 5, batch: Batch);
+        var expected = Reference(tables, rows, idx, off);
+        bool ok = true;
+        foreach (var (name, run) in Versions)
+        {
+            if (name.StartsWith("v0", StringComparison.Ordinal)) continue; // the ceiling does not pool
+            var got = Execute(run, tables, idx, off);
+            double worst = 0;
+            for (int i = 0; i < got.Length; i++) worst = Math.Max(worst, Math.Abs(got[i] - expected[i]) / (1 + Math.Abs(expected[i])));
+            bool pass = worst < 1e-5;
+            ok &= pass;
+            Console.WriteLine($"  validate {name}: max rel err {worst:E1} {(pass ? "ok" : "FAILED")}");
+        }
+        return ok;
+    }
+
+    /// <summary>The formula in float64: out[b, f, :] = Σ_j W_f[id_j, :] over bag (f, b).</summary>
+    private static double[] Reference(float[][] tables, int rows, int[] idx, int[] off)
+    {
+        var y = new double[Batch * Tables * Dim];
+        for (int f = 0; f < Tables; f++)
+            for (int b = 0; b < Batch; b++)
+                for (int p = off[f * Batch + b]; p < off[f * Batch + b + 1]; p++)
+                    for (int c = 0; c < Dim; c++)
+                        y[(b * Tables + f) * Dim + c] += tables[f][idx[p] * Dim + c];
+        return y;
+    }
+
+    // ------------------------------------------------------------------ sweep
+
+    private static void Sweep(int rows, int pf, int reps)
+    {
+        var (tables, idx, off) = Problem(rows, pf, seed: 11, batch: Batch);
+        long lookups = (long)Tables * Batch * pf;
+        Console.WriteLine($"rows {rows:N0} ({Tables * (long)rows * Dim * 4 / 1e6:F0} MB of tables), pooling {pf}:");
+        foreach (var (name, run) in Versions)
+        {
+            var times = new double[reps];
+            for (int r = 0; r < reps; r++)
+            {
+                long t0 = Stopwatch.GetTimestamp();
+                Execute(run, tables, idx, off, keep: true);
+                times[r] = Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+            }
+            Array.Sort(times);
+            double ms = times[reps / 2];
+            double perSecond = (name.StartsWith("v0", StringComparison.Ordinal) ? Tables * (long)Batch : lookups) / (ms * 1e-3);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  {name,-52} median {ms,8:F3} ms  {perSecond / 1e6,7:F1} M lookups/s  {perSecond * Dim * 4 / 1e9,6:F1} GB/s  (p10 {times[reps / 10]:F3}, p90 {times[reps * 9 / 10]:F3})"));
+        }
+    }
+
+    // ------------------------------------------------------------------ plumbing
+
+    private static float[]? s_output;
+
+    private static float[] Execute(Version run, float[][] tables, int[] idx, int[] off, bool keep = false)
+    {
+        var output = keep && s_output is not null ? s_output : new float[Batch * Tables * Dim];
+        if (keep) s_output = output;
+        run(tables, idx, off, output);
+        return output;
+    }
+
+    private static (float[][] Tables, int[] Idx, int[] Off) Problem(int rows, int pf, int seed, int batch)
+    {
+        var rnd = new Random(seed);
+        var tables = new float[Tables][];
+        for (int f = 0; f < Tables; f++)
+        {
+            tables[f] = LargeBuffers.Floats(rows * Dim); // pinned, huge-page advised, as the engine's tables
+            for (int i = 0; i < tables[f].Length; i++) tables[f][i] = (float)(rnd.NextDouble() - 0.5);
+        }
+        var idx = new int[Tables * batch * pf];
+        for (int i = 0; i < idx.Length; i++) idx[i] = rnd.Next(rows);
+        var off = new int[Tables * batch + 1];
+        for (int i = 0; i < off.Length; i++) off[i] = i * pf;
+        return (tables, idx, off);
+    }
+
+    private static int[] IntList(string[] args, string name, int[] fallback)
+    {
+        int at = Array.IndexOf(args, name);
+        return at < 0 || at + 1 >= args.Length ? fallback : args[at + 1].Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Prefetch(float* row)
+    {
+        if (!Sse.IsSupported) return;
+        Sse.Prefetch0(row); Sse.Prefetch0(row + 16); Sse.Prefetch0(row + 32); Sse.Prefetch0(row + 48);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PoolRow64(float* w, int* idx, int start, int end, float* dst)
+    {
+        var a0 = Vector512<float>.Zero; var a1 = a0; var a2 = a0; var a3 = a0;
+        for (int p = start; p < end; p++)
+        {
+            if (p + 8 < end) Prefetch(w + idx[p + 8] * (long)Dim);
+            float* r = w + idx[p] * (long)Dim;
+            a0 += Vector512.Load(r); a1 += Vector512.Load(r + 16); a2 += Vector512.Load(r + 32); a3 += Vector512.Load(r + 48);
+        }
+        a0.Store(dst); a1.Store(dst + 16); a2.Store(dst + 32); a3.Store(dst + 48);
+    }
+
+    // ------------------------------------------------------------------ versions
+
+    private struct Job : IChunkBody
+    {
+        public float** Tables;
+        public int* Idx, Off;
+        public float* Output;
+        public int Mode; // 0 copy ceiling, 1 table order, 2 table order + prefetch, 3 sample order + prefetch
+
+        public void Run(int chunk, int chunks)
+        {
+            int items = Tables_ * Batch;
+            var (start, end) = KernelParallelism.Range(items, chunks, chunk);
+            for (int i = start; i < end; i++)
+            {
+                int f, b;
+                if (Mode <= 0 || Mode == 3) { b = i / Tables_; f = i - b * Tables_; }
+                else { f = i / Batch; b = i - f * Batch; }
+                if (Mode >= 2 || Mode == 0)
+                {
+                    int dist = Mode == 2 ? 8 : 16, a = i + dist;
+                    if (a < end)
+                    {
+                        int fa = Mode == 2 ? a / Batch : a % Tables_, ba = Mode == 2 ? a % Batch : a / Tables_;
+                        Prefetch(Tables[fa] + Idx[Off[fa * Batch + ba]] * (long)Dim);
+                    }
+                }
+                int bag = f * Batch + b;
+                float* dst = Output + ((long)b * Tables_ + f) * Dim;
+                if (Mode == 0)
+                {
+                    float* r = Tables[f] + Idx[Off[bag]] * (long)Dim;
+                    Vector512.Load(r).Store(dst); Vector512.Load(r + 16).Store(dst + 16);
+                    Vector512.Load(r + 32).Store(dst + 32); Vector512.Load(r + 48).Store(dst + 48);
+                }
+                else PoolRow64(Tables[f], Idx, Off[bag], Off[bag + 1], dst);
+            }
+        }
+
+        private const int Tables_ = EmbeddingBagLab.Tables;
+    }
+
+    private static void RunMode(float[][] tables, int[] idx, int[] off, float[] output, int mode)
+    {
+        // The tables come from LargeBuffers (pinned for the process), so their addresses are stable.
+        var ptrs = stackalloc nint[Tables];
+        for (int f = 0; f < Tables; f++) ptrs[f] = (nint)Unsafe.AsPointer(ref tables[f][0]);
+        fixed (int* i = idx) fixed (int* o = off) fixed (float* y = output)
+        {
+            var job = new Job { Tables = (float**)ptrs, Idx = i, Off = o, Output = y, Mode = mode };
+            KernelParallelism.For(KernelParallelism.MaxThreads, ref job);
+        }
+    }
+
+    private static void CopyCeiling(float[][] t, int[] i, int[] o, float[] y) => RunMode(t, i, o, y, 0);
+    private static void TableOrder(float[][] t, int[] i, int[] o, float[] y, bool prefetch) => RunMode(t, i, o, y, prefetch ? 2 : 1);
+    private static void SampleOrder(float[][] t, int[] i, int[] o, float[] y) => RunMode(t, i, o, y, 3);
+
+    private static readonly int[] RowCounts = new int[Tables];
+
+    private static void Production(float[][] tables, int[] idx, int[] off, float[] output)
+    {
+        int rows = tables[0].Length / Dim;
+        for (int f = 0; f < Tables; f++) RowCounts[f] = rows;
+        EmbeddingBagKernels.ForwardTables(tables, RowCounts, Dim, Batch, idx, off, default, PoolingMode.Sum, output, Tables * Dim, 0);
+    }
+}
