@@ -199,6 +199,7 @@ public sealed class GpuDevice : IDisposable
         if (_disposed) return;
         _disposed = true;
         Accelerator.Synchronize();
+        foreach (var set in _kernelSets.Values) (set as IDisposable)?.Dispose(); // e.g. a cuBLAS handle
         _kernelSets.Clear();
         Pool.Dispose();
         _errorFlag?.Dispose();
