@@ -2,11 +2,13 @@ using BenchmarkDotNet.Running;
 
 // dotnet run -c Release --project perf/Recsys.Perf -- --filter '*Gemm*'      BenchmarkDotNet suites
 // dotnet run -c Release --project perf/Recsys.Perf -- lab embedding-bag      kernel lab (versions, validation, sweep)
+// dotnet run -c Release --project perf/Recsys.Perf -- lab gpu-gemm --device gpu   tiled ILGPU GEMM vs cuBLAS per shape
 if (args.Length >= 2 && args[0] == "lab")
     return args[1] switch
     {
         "embedding-bag" => Recsys.Perf.Lab.EmbeddingBagLab.Run(args[2..]),
-        _ => Fail($"unknown lab '{args[1]}': expected embedding-bag"),
+        "gpu-gemm" => Recsys.Perf.Lab.GpuGemmLab.Run(args[2..]),
+        _ => Fail($"unknown lab '{args[1]}': expected embedding-bag or gpu-gemm"),
     };
 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
 return 0;
