@@ -28,6 +28,7 @@ internal static unsafe class EmbeddingBagLab
         ("v2 table order, prefetch 8 bags ahead", (t, i, o, y) => TableOrder(t, i, o, y, prefetch: true)),
         ("v3 sample order, prefetch 16 bags ahead", SampleOrder),
         ("v4 production ForwardTables", Production),
+        ("v5 table order, output [F, B, D] (peer's fused layout)", (t, i, o, y) => RunMode(t, i, o, y, 4)),
     };
 
     public static int Run(string[] args)
@@ -55,6 +56,7 @@ internal static unsafe class EmbeddingBagLab
         {
             if (name.StartsWith("v0", StringComparison.Ordinal)) continue; // the ceiling does not pool
             var got = Execute(run, tables, idx, off);
+            if (name.StartsWith("v5", StringComparison.Ordinal)) got = FbdToBfd(got);
             double worst = 0;
             for (int i = 0; i < got.Length; i++) worst = Math.Max(worst, Math.Abs(got[i] - expected[i]) / (1 + Math.Abs(expected[i])));
             bool pass = worst < 1e-5;
@@ -62,6 +64,15 @@ internal static unsafe class EmbeddingBagLab
             Console.WriteLine($"  validate {name}: max rel err {worst:E1} {(pass ? "ok" : "FAILED")}");
         }
         return ok;
+    }
+
+    private static float[] FbdToBfd(float[] fbd)
+    {
+        var bfd = new float[fbd.Length];
+        for (int f = 0; f < Tables; f++)
+            for (int b = 0; b < Batch; b++)
+                Array.Copy(fbd, ((long)f * Batch + b) * Dim, bfd, ((long)b * Tables + f) * Dim, Dim);
+        return bfd;
     }
 
     /// <summary>The formula in float64: out[b, f, :] = Σ_j W_f[id_j, :] over bag (f, b).</summary>
@@ -161,7 +172,7 @@ internal static unsafe class EmbeddingBagLab
         public float** Tables;
         public int* Idx, Off;
         public float* Output;
-        public int Mode; // 0 copy ceiling, 1 table order, 2 table order + prefetch, 3 sample order + prefetch
+        public int Mode; // 0 copy ceiling, 1 table order, 2 table order + prefetch, 3 sample order + prefetch, 4 = 2 into [F, B, D]
 
         public void Run(int chunk, int chunks)
         {
@@ -172,17 +183,18 @@ internal static unsafe class EmbeddingBagLab
                 int f, b;
                 if (Mode <= 0 || Mode == 3) { b = i / Tables_; f = i - b * Tables_; }
                 else { f = i / Batch; b = i - f * Batch; }
-                if (Mode >= 2 || Mode == 0)
+                bool tableOrder = Mode is 1 or 2 or 4;
+                if (Mode != 1)
                 {
-                    int dist = Mode == 2 ? 8 : 16, a = i + dist;
+                    int dist = tableOrder ? 8 : 16, a = i + dist;
                     if (a < end)
                     {
-                        int fa = Mode == 2 ? a / Batch : a % Tables_, ba = Mode == 2 ? a % Batch : a / Tables_;
+                        int fa = tableOrder ? a / Batch : a % Tables_, ba = tableOrder ? a % Batch : a / Tables_;
                         Prefetch(Tables[fa] + Idx[Off[fa * Batch + ba]] * (long)Dim);
                     }
                 }
                 int bag = f * Batch + b;
-                float* dst = Output + ((long)b * Tables_ + f) * Dim;
+                float* dst = Output + (Mode == 4 ? (long)f * Batch + b : (long)b * Tables_ + f) * Dim;
                 if (Mode == 0)
                 {
                     float* r = Tables[f] + Idx[Off[bag]] * (long)Dim;
