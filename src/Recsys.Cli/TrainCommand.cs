@@ -30,18 +30,19 @@ public static class TrainCommand
         var shuffle = new Option<bool>("--shuffle") { Description = "Shuffle training rows every epoch (default: file order)." };
         var threads = new Option<int>("--threads") { Description = "CPU threads for kernels (default: all cores).", DefaultValueFactory = _ => Environment.ProcessorCount };
         var rows = new Option<int>("--synthetic-rows") { Description = "Rows of synthetic data when --data is omitted.", DefaultValueFactory = _ => new SyntheticOptions().Rows };
-        var device = new Option<string>("--device") { Description = "Device: cpu.", DefaultValueFactory = _ => "cpu" };
+        var device = new Option<string>("--device") { Description = "Device: cpu | gpu (CUDA) | ilgpu-cpu (the GPU kernels on the CPU).", DefaultValueFactory = _ => "cpu" };
+        var gpuAtomics = new Option<bool>("--gpu-atomics") { Description = "On a GPU, scatter sparse SGD gradients with atomics (faster, not bit-reproducible)." };
         var outDir = new Option<string?>("--out") { Description = "Directory for metrics.json, metrics.jsonl, model.safetensors and config.json." };
         var quiet = new Option<bool>("--quiet") { Description = "No progress bar." };
 
         var cmd = new Command("train", "Train a ranking model and report test AUC, log loss, NE and throughput.")
         {
-            data, format, encoding, tableSize, skipMalformed, model, dim, batch, epochs, lr, optimizer, testFraction, folds, seed, shuffle, threads, rows, device, outDir, quiet,
+            data, format, encoding, tableSize, skipMalformed, model, dim, batch, epochs, lr, optimizer, testFraction, folds, seed, shuffle, threads, rows, device, gpuAtomics, outDir, quiet,
         };
         cmd.SetAction(pr =>
         {
             if (pr.GetValue(format) is var f && f != "criteo") throw new ArgumentException($"--format: expected criteo, got '{f}'.");
-            Device.Parse(pr.GetValue(device)!);
+            Device.ValidateName(pr.GetValue(device)!);
             KernelParallelism.MaxThreads = Options.Threads(pr.GetValue(threads));
             var spec = new TrainJobSpec
             {
@@ -58,6 +59,7 @@ public static class TrainCommand
                 {
                     BatchSize = pr.GetValue(batch), Epochs = pr.GetValue(epochs), LearningRate = pr.GetValue(lr),
                     Optimizer = Options.Optimizer(pr.GetValue(optimizer)!), Seed = pr.GetValue(seed), Shuffle = pr.GetValue(shuffle),
+                    Device = pr.GetValue(device)!, GpuAtomics = pr.GetValue(gpuAtomics),
                 },
                 TestFraction = pr.GetValue(testFraction),
                 Folds = pr.GetValue(folds),

@@ -16,6 +16,7 @@ public static class LossGpuKernels
     {
         internal Action<KernelConfig, int, ArrayView<float>, ArrayView<float>, ArrayView<float>> BceForward = null!;
         internal Action<Index1D, int, float, ArrayView<float>, ArrayView<float>, ArrayView<float>> BceBackward = null!;
+        internal Action<Index1D, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> BceBackwardDevice = null!;
 
         public static KernelSet Load(GpuDevice device)
         {
@@ -24,6 +25,7 @@ public static class LossGpuKernels
             {
                 BceForward = acc.LoadStreamKernel<int, ArrayView<float>, ArrayView<float>, ArrayView<float>>(BceForwardKernel),
                 BceBackward = acc.LoadAutoGroupedStreamKernel<Index1D, int, float, ArrayView<float>, ArrayView<float>, ArrayView<float>>(BceBackwardKernel),
+                BceBackwardDevice = acc.LoadAutoGroupedStreamKernel<Index1D, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(BceBackwardDeviceKernel),
             };
         }
     }
@@ -44,6 +46,20 @@ public static class LossGpuKernels
         GpuKernelUtil.AtLeast(dLogits, n, nameof(dLogits), nameof(BceWithLogitsBackward));
         if (n == 0) return;
         device.Kernels<KernelSet>().BceBackward(n, n, dLoss, logits, targets, dLogits);
+    }
+
+    /// <summary>
+    /// dLogits[i] += dLoss[0] · (σ(z_i) − y_i) / n, with the upstream gradient read on the device: a training step's
+    /// backward never brings the loss gradient back to the host.
+    /// </summary>
+    public static void BceWithLogitsBackward(GpuDevice device, ArrayView<float> logits, ArrayView<float> targets, ArrayView<float> dLoss,
+        ArrayView<float> dLogits, int n)
+    {
+        Check(device, logits, targets, n, nameof(BceWithLogitsBackward));
+        GpuKernelUtil.AtLeast(dLoss, 1, nameof(dLoss), nameof(BceWithLogitsBackward));
+        GpuKernelUtil.AtLeast(dLogits, n, nameof(dLogits), nameof(BceWithLogitsBackward));
+        if (n == 0) return;
+        device.Kernels<KernelSet>().BceBackwardDevice(n, n, dLoss, logits, targets, dLogits);
     }
 
     private static void Check(GpuDevice device, ArrayView<float> logits, ArrayView<float> targets, int n, string op)
@@ -70,4 +86,8 @@ public static class LossGpuKernels
 
     private static void BceBackwardKernel(Index1D i, int n, float dLoss, ArrayView<float> logits, ArrayView<float> targets, ArrayView<float> dLogits)
         => dLogits[i] += dLoss * (GpuKernelUtil.Sigmoid(logits[i]) - targets[i]) / n;
+
+    private static void BceBackwardDeviceKernel(Index1D i, int n, ArrayView<float> dLoss, ArrayView<float> logits, ArrayView<float> targets,
+        ArrayView<float> dLogits)
+        => dLogits[i] += dLoss[0] * (GpuKernelUtil.Sigmoid(logits[i]) - targets[i]) / n;
 }

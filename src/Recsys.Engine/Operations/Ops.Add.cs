@@ -8,6 +8,7 @@ public static partial class Ops
     /// <summary>y = a + b, elementwise; a and b must have the same shape. Backward: dA += dY, dB += dY.</summary>
     public static Tensor Add(Tape tape, Tensor a, Tensor b)
     {
+        if (tape.Device.IsGpu) throw NoGpuPath(nameof(Add), tape);
         ArgumentNullException.ThrowIfNull(a);
         ArgumentNullException.ThrowIfNull(b);
         if (a.Shape != b.Shape)

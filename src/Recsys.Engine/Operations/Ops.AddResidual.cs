@@ -8,6 +8,7 @@ public static partial class Ops
     /// <summary>Residual connection y = x + residual (same shape); the gradient flows unchanged to both.</summary>
     public static Tensor AddResidual(Tape tape, Tensor x, Tensor residual)
     {
+        if (tape.Device.IsGpu) throw NoGpuPath(nameof(AddResidual), tape);
         ArgumentNullException.ThrowIfNull(x);
         ArgumentNullException.ThrowIfNull(residual);
         if (x.Shape != residual.Shape)

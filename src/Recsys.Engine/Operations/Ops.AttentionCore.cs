@@ -14,6 +14,7 @@ public static partial class Ops
     /// <returns>[B, T, d].</returns>
     public static Tensor AttentionCore(Tape tape, Tensor qkv, int heads)
     {
+        if (tape.Device.IsGpu) throw NoGpuPath(nameof(AttentionCore), tape);
         ArgumentNullException.ThrowIfNull(qkv);
         if (qkv.Rank != 3 || qkv.Dim(2) % 3 != 0 || qkv.Dim(2) == 0)
             throw new ArgumentException($"AttentionCore: expected qkv [B, T, 3d], got {qkv.Shape}.");

@@ -23,6 +23,7 @@ public static partial class Ops
         ArgumentNullException.ThrowIfNull(tape);
         ArgumentNullException.ThrowIfNull(collection);
         collection.CheckIds(ids);
+        if (tape.Device.IsGpu) return EmbeddingBagsGpu(tape, collection, ids);
         var y = tape.Arena.Allocate(new Shape(ids.BatchSize, collection.Tables.Count, collection.Dim));
         collection.ForwardInto(ids, y.Span);
         if (tape.RecordingEnabled)

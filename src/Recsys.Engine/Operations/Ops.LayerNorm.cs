@@ -15,6 +15,7 @@ public static partial class Ops
     /// <returns>Same shape as <paramref name="x"/>.</returns>
     public static Tensor LayerNorm(Tape tape, Tensor x, Tensor gamma, Tensor beta, float eps = 1e-5f)
     {
+        if (tape.Device.IsGpu) throw NoGpuPath(nameof(LayerNorm), tape);
         ArgumentNullException.ThrowIfNull(x);
         ArgumentNullException.ThrowIfNull(gamma);
         ArgumentNullException.ThrowIfNull(beta);

@@ -8,6 +8,7 @@ public static partial class Ops
     /// <summary>y = alpha·x, any shape. Backward: dX += alpha·dY.</summary>
     public static Tensor Scale(Tape tape, Tensor x, float alpha)
     {
+        if (tape.Device.IsGpu) throw NoGpuPath(nameof(Scale), tape);
         ArgumentNullException.ThrowIfNull(x);
         var y = tape.Arena.Allocate(x.Shape);
         ElementwiseKernels.Scale(alpha, x.ReadOnlySpan, y.Span);

@@ -11,6 +11,7 @@ public static partial class Ops
     /// </summary>
     public static Tensor Softmax(Tape tape, Tensor x, float temperature = 1f)
     {
+        if (tape.Device.IsGpu) throw NoGpuPath(nameof(Softmax), tape);
         ArgumentNullException.ThrowIfNull(x);
         if (x.Rank != 2) throw new ArgumentException($"Softmax: expected a rank-2 tensor [B, C], got shape {x.Shape}.");
         if (!(temperature > 0f) || float.IsInfinity(temperature))

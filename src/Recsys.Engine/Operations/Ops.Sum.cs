@@ -13,6 +13,7 @@ public static partial class Ops
 
     private static Tensor SumScaled(Tape tape, Tensor x, float scale, bool mean)
     {
+        if (tape.Device.IsGpu) throw NoGpuPath(mean ? nameof(Mean) : nameof(Sum), tape);
         ArgumentNullException.ThrowIfNull(x);
         var y = tape.Arena.Allocate(Shape.Scalar);
         double s = ReduceKernels.Sum(x.ReadOnlySpan);

@@ -17,6 +17,7 @@ public static partial class Ops
     /// <returns>[B, T, out].</returns>
     public static Tensor TokenLinear(Tape tape, Tensor x, Tensor weight, Tensor bias)
     {
+        if (tape.Device.IsGpu) throw NoGpuPath(nameof(TokenLinear), tape);
         ArgumentNullException.ThrowIfNull(x);
         ArgumentNullException.ThrowIfNull(weight);
         ArgumentNullException.ThrowIfNull(bias);

@@ -11,6 +11,8 @@ public static class GradientClipping
     {
         if (!(maxNorm > 0)) throw new ArgumentOutOfRangeException(nameof(maxNorm), maxNorm, $"ClipByGlobalNorm: maxNorm must be > 0, got {maxNorm}.");
         var touched = parameters.Where(p => p.Touched && !p.Frozen).ToArray();
+        if (touched.FirstOrDefault(p => p.Value.IsOnDevice) is { } onDevice)
+            throw new NotSupportedException($"ClipByGlobalNorm has no GPU path: parameter '{onDevice.Name}' lives on device '{onDevice.Device.Name}'.");
         double sum = 0;
         foreach (var p in touched) sum += DenseOptimizerKernels.SumOfSquares(p.Grad.ReadOnlySpan);
         double norm = Math.Sqrt(sum);
