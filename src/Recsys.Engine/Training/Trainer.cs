@@ -64,7 +64,10 @@ public sealed class Trainer
         };
     }
 
-    /// <summary>One step on <paramref name="batch"/>; returns the mean loss of the batch.</summary>
+    /// <summary>
+    /// One step on <paramref name="batch"/>; returns the mean loss of the batch. On a GPU this reads the loss back (one
+    /// scalar, a wait for the step) to return it; <see cref="TrainEpoch"/> does not.
+    /// </summary>
     public float TrainStep(Batch batch)
     {
         var loss = ForwardLoss(batch);
