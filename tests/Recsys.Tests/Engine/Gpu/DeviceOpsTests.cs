@@ -179,6 +179,15 @@ public abstract class DeviceOpsTests : DeviceTestBase
     }
 
     [Test]
+    public void DeviceTables_OnHostTape_ThrowNamingBothDevices()
+    {
+        var gpu = Tables(PoolingMode.Sum);
+        gpu.To(Gpu);
+        var ex = Assert.Throws<InvalidOperationException>(() => Ops.EmbeddingBags(new Tape(), gpu, Ids(false)));
+        Assert.That(ex!.Message, Does.Contain(Gpu.Name).And.Contain("'cpu'"));
+    }
+
+    [Test]
     public void OpWithoutGpuPath_ThrowsNotSupported_NamingOpAndDevice()
     {
         var x = On(Gpu, new Shape(2, 2), TestData.Floats(4, 1), requiresGrad: true);

@@ -92,6 +92,29 @@ public abstract class DeviceTrainingTests : DeviceTestBase
     }
 
     [Test]
+    public void SteadyStateSteps_AllocateNoDeviceMemory_AndLoadNoKernels()
+    {
+        var config = TinyModel("dlrm") with { TableRows = new[] { 6, 4 } };
+        var model = RankingModel.Create(config, new Rng(5), Gpu);
+        var trainer = new Trainer(model, new TrainingOptions { Optimizer = OptimizerKind.Adam, LearningRate = 0.01f });
+        var batch = new Batch();
+        batch.Resize(8, 13, 2);
+        TestData.Floats(8 * 13, 9).CopyTo(batch.Dense, 0);
+        TestData.Ints(16, 4, 10).CopyTo(batch.Ids, 0);
+        batch.BuildSparseFromIds();
+        for (int i = 0; i < 2; i++) trainer.TrainStep(batch); // first steps: kernels load, optimizer state and slabs appear
+        long bytes = Gpu.PersistentBytes;
+        int loads = Gpu.Gpu.KernelSetLoads;
+        int pooled = Gpu.Gpu.Pool.Allocations;
+        var losses = new List<float>();
+        for (int i = 0; i < 3; i++) losses.Add(trainer.TrainStep(batch));
+        Assert.That(Gpu.PersistentBytes, Is.EqualTo(bytes), "device memory taken by steady-state steps");
+        Assert.That(Gpu.Gpu.KernelSetLoads, Is.EqualTo(loads), "kernels loaded again");
+        Assert.That(Gpu.Gpu.Pool.Allocations, Is.EqualTo(pooled), "pool buffers created by steady-state steps");
+        Assert.That(losses[2], Is.LessThan(losses[0]), "the repeated batch's loss goes down");
+    }
+
+    [Test]
     public void DenseOptimizers_OnDevice_SkipUntouchedParameters()
     {
         var config = TinyModel("dcnv2") with { TableRows = new[] { 4 } };
