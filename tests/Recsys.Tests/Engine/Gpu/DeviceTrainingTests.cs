@@ -21,7 +21,7 @@ public abstract class DeviceTrainingTests : DeviceTestBase
 
     private static ModelConfig TinyModel(string kind, int? crossRank = null) => new()
     {
-        Kind = kind, EmbeddingDim = 4, BottomMlp = new[] { 8 }, TopMlp = new[] { 8 }, CrossLayers = 2, CrossRank = crossRank, TableRows = new[] { 1 },
+        Kind = kind, EmbeddingDim = 4, BottomMlp = new[] { 8 }, TopMlp = new[] { 8 }, CrossLayers = 1, CrossRank = crossRank, TableRows = new[] { 1 },
     };
 
     private static TrainJobSpec Spec(string kind, string device, OptimizerKind optimizer, int? crossRank = null) => new()
