@@ -21,6 +21,9 @@ public static class ElementwiseGpuKernels
         internal Action<Index1D, float, ArrayView<float>, ArrayView<float>> Axpy = null!;
         internal Action<Index1D, float, ArrayView<float>> Scale = null!;
         internal Action<Index1D, BlockArgs, ArrayView<float>, ArrayView<float>> CopyBlock = null!;
+        internal Action<Index1D, int, float, ArrayView<float>, ArrayView<float>> Map = null!;
+        internal Action<Index1D, int, ArrayView<float>, ArrayView<float>, ArrayView<float>> Combine = null!;
+        internal Action<Index1D, float, ArrayView<float>, ArrayView<float>> AxpyScalar = null!;
 
         public static KernelSet Load(GpuDevice device)
         {
@@ -34,6 +37,9 @@ public static class ElementwiseGpuKernels
                 Axpy = acc.LoadAutoGroupedStreamKernel<Index1D, float, ArrayView<float>, ArrayView<float>>(AxpyKernel),
                 Scale = acc.LoadAutoGroupedStreamKernel<Index1D, float, ArrayView<float>>(ScaleKernel),
                 CopyBlock = acc.LoadAutoGroupedStreamKernel<Index1D, BlockArgs, ArrayView<float>, ArrayView<float>>(CopyBlockKernel),
+                Map = acc.LoadAutoGroupedStreamKernel<Index1D, int, float, ArrayView<float>, ArrayView<float>>(MapKernel),
+                Combine = acc.LoadAutoGroupedStreamKernel<Index1D, int, ArrayView<float>, ArrayView<float>, ArrayView<float>>(CombineKernel),
+                AxpyScalar = acc.LoadAutoGroupedStreamKernel<Index1D, float, ArrayView<float>, ArrayView<float>>(AxpyScalarKernel),
             };
         }
     }
@@ -131,6 +137,67 @@ public static class ElementwiseGpuKernels
         var args = new BlockArgs { Narrow = cols, Wide = width, Offset = offset, ToWide = toWide ? 1 : 0, Accumulate = accumulate ? 1 : 0 };
         device.Kernels<KernelSet>().CopyBlock((int)((long)rows * cols), args, narrow, wide);
     }
+
+    /// <summary>y[i] = alpha · x[i].</summary>
+    public static void ScaleInto(GpuDevice device, float alpha, ArrayView<float> x, ArrayView<float> y, int n) => MapLaunch(device, 0, alpha, x, y, n, nameof(ScaleInto));
+
+    /// <summary>y[i] = σ(x[i]) (numerically stable logistic).</summary>
+    public static void Sigmoid(GpuDevice device, ArrayView<float> x, ArrayView<float> y, int n) => MapLaunch(device, 1, 0f, x, y, n, nameof(Sigmoid));
+
+    /// <summary>dx[i] += dy[i] · y[i] · (1 − y[i]) from the sigmoid's output y.</summary>
+    public static void SigmoidBackward(GpuDevice device, ArrayView<float> y, ArrayView<float> dy, ArrayView<float> dx, int n)
+        => CombineLaunch(device, 3, y, dy, dx, n, nameof(SigmoidBackward));
+
+    /// <summary>y[i] = a[i] + b[i].</summary>
+    public static void Add(GpuDevice device, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y, int n) => CombineLaunch(device, 0, a, b, y, n, nameof(Add));
+
+    /// <summary>y[i] = a[i] · b[i].</summary>
+    public static void Mul(GpuDevice device, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y, int n) => CombineLaunch(device, 1, a, b, y, n, nameof(Mul));
+
+    /// <summary>y[i] += a[i] · b[i] (the backward of a product).</summary>
+    public static void MulAccumulate(GpuDevice device, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y, int n) => CombineLaunch(device, 2, a, b, y, n, nameof(MulAccumulate));
+
+    /// <summary>x[i] += alpha · s[0] for i &lt; n: a scalar's gradient broadcast on the device (backward of a sum or mean).</summary>
+    public static void AxpyScalar(GpuDevice device, float alpha, ArrayView<float> s, ArrayView<float> x, int n)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        GpuKernelUtil.NonNegative(n, nameof(n), nameof(AxpyScalar));
+        GpuKernelUtil.AtLeast(s, 1, nameof(s), nameof(AxpyScalar));
+        GpuKernelUtil.AtLeast(x, n, nameof(x), nameof(AxpyScalar));
+        if (n > 0) device.Kernels<KernelSet>().AxpyScalar(n, alpha, s, x);
+    }
+
+    private static void MapLaunch(GpuDevice device, int op, float alpha, ArrayView<float> x, ArrayView<float> y, int n, string name)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        GpuKernelUtil.NonNegative(n, nameof(n), name);
+        GpuKernelUtil.AtLeast(x, n, nameof(x), name);
+        GpuKernelUtil.AtLeast(y, n, nameof(y), name);
+        if (n > 0) device.Kernels<KernelSet>().Map(n, op, alpha, x, y);
+    }
+
+    private static void CombineLaunch(GpuDevice device, int op, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y, int n, string name)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        GpuKernelUtil.NonNegative(n, nameof(n), name);
+        GpuKernelUtil.AtLeast(a, n, nameof(a), name);
+        GpuKernelUtil.AtLeast(b, n, nameof(b), name);
+        GpuKernelUtil.AtLeast(y, n, nameof(y), name);
+        if (n > 0) device.Kernels<KernelSet>().Combine(n, op, a, b, y);
+    }
+
+    private static void MapKernel(Index1D i, int op, float alpha, ArrayView<float> x, ArrayView<float> y)
+        => y[i] = op == 0 ? alpha * x[i] : GpuKernelUtil.Sigmoid(x[i]);
+
+    private static void CombineKernel(Index1D i, int op, ArrayView<float> a, ArrayView<float> b, ArrayView<float> y)
+    {
+        if (op == 0) y[i] = a[i] + b[i];
+        else if (op == 1) y[i] = a[i] * b[i];
+        else if (op == 2) y[i] += a[i] * b[i];
+        else y[i] += b[i] * (a[i] * (1f - a[i])); // sigmoid backward: a = output, b = dY
+    }
+
+    private static void AxpyScalarKernel(Index1D i, float alpha, ArrayView<float> s, ArrayView<float> x) => x[i] += alpha * s[0];
 
     private static void ActivationBackwardKernel(Index1D i, int activation, ArrayView<float> y, ArrayView<float> d)
     {

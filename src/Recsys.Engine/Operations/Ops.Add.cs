@@ -8,11 +8,11 @@ public static partial class Ops
     /// <summary>y = a + b, elementwise; a and b must have the same shape. Backward: dA += dY, dB += dY.</summary>
     public static Tensor Add(Tape tape, Tensor a, Tensor b)
     {
-        if (tape.Device.IsGpu) throw NoGpuPath(nameof(Add), tape);
         ArgumentNullException.ThrowIfNull(a);
         ArgumentNullException.ThrowIfNull(b);
         if (a.Shape != b.Shape)
             throw new ArgumentException($"Add: expected operands of the same shape, got {a.Shape} and {b.Shape}.");
+        if (tape.Device.IsGpu) return AddGpu(tape, a, b, nameof(Add));
         var y = tape.Arena.Allocate(a.Shape);
         ElementwiseKernels.Add(a.ReadOnlySpan, b.ReadOnlySpan, y.Span);
         if (tape.NeedsGrad(a, b))

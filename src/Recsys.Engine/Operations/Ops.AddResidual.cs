@@ -8,11 +8,11 @@ public static partial class Ops
     /// <summary>Residual connection y = x + residual (same shape); the gradient flows unchanged to both.</summary>
     public static Tensor AddResidual(Tape tape, Tensor x, Tensor residual)
     {
-        if (tape.Device.IsGpu) throw NoGpuPath(nameof(AddResidual), tape);
         ArgumentNullException.ThrowIfNull(x);
         ArgumentNullException.ThrowIfNull(residual);
         if (x.Shape != residual.Shape)
             throw new ArgumentException($"AddResidual: shapes must match, got x {x.Shape} and residual {residual.Shape}.");
+        if (tape.Device.IsGpu) return AddGpu(tape, x, residual, nameof(AddResidual));
         var y = tape.Arena.Allocate(x.Shape);
         TensorPrimitives.Add(x.ReadOnlySpan, residual.ReadOnlySpan, y.Span);
         if (tape.NeedsGrad(x, residual))

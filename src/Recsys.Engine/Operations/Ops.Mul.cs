@@ -8,11 +8,11 @@ public static partial class Ops
     /// <summary>y = a ⊙ b, elementwise; a and b must have the same shape. Backward: dA += dY ⊙ b, dB += dY ⊙ a.</summary>
     public static Tensor Mul(Tape tape, Tensor a, Tensor b)
     {
-        if (tape.Device.IsGpu) throw NoGpuPath(nameof(Mul), tape);
         ArgumentNullException.ThrowIfNull(a);
         ArgumentNullException.ThrowIfNull(b);
         if (a.Shape != b.Shape)
             throw new ArgumentException($"Mul: expected operands of the same shape, got {a.Shape} and {b.Shape}.");
+        if (tape.Device.IsGpu) return MulGpu(tape, a, b);
         var y = tape.Arena.Allocate(a.Shape);
         ElementwiseKernels.Mul(a.ReadOnlySpan, b.ReadOnlySpan, y.Span);
         if (tape.NeedsGrad(a, b))

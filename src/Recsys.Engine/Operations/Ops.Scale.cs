@@ -8,8 +8,8 @@ public static partial class Ops
     /// <summary>y = alpha·x, any shape. Backward: dX += alpha·dY.</summary>
     public static Tensor Scale(Tape tape, Tensor x, float alpha)
     {
-        if (tape.Device.IsGpu) throw NoGpuPath(nameof(Scale), tape);
         ArgumentNullException.ThrowIfNull(x);
+        if (tape.Device.IsGpu) return ScaleGpu(tape, x, alpha);
         var y = tape.Arena.Allocate(x.Shape);
         ElementwiseKernels.Scale(alpha, x.ReadOnlySpan, y.Span);
         if (tape.NeedsGrad(x))

@@ -8,8 +8,8 @@ public static partial class Ops
     /// <summary>y = 1 / (1 + exp(−x)), any shape. Backward: dX += dY·y·(1 − y) from the saved output.</summary>
     public static Tensor Sigmoid(Tape tape, Tensor x)
     {
-        if (tape.Device.IsGpu) throw NoGpuPath(nameof(Sigmoid), tape);
         ArgumentNullException.ThrowIfNull(x);
+        if (tape.Device.IsGpu) return SigmoidGpu(tape, x);
         var y = tape.Arena.Allocate(x.Shape);
         ElementwiseKernels.Sigmoid(x.ReadOnlySpan, y.Span);
         if (tape.NeedsGrad(x))

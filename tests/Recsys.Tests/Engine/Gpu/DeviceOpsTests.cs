@@ -106,6 +106,20 @@ public abstract class DeviceOpsTests : DeviceTestBase
     public void Relu_MatchesCpu() =>
         Compare("Relu", (t, x) => Ops.Relu(t, x[0]), new[] { new Shape(5, 3) });
 
+    [Test]
+    public void AddMulScaleSigmoid_MatchCpu() =>
+        Compare("Add/Mul/Scale/Sigmoid", (t, x) => Ops.Sigmoid(t, Ops.Scale(t, Ops.Mul(t, Ops.Add(t, x[0], x[1]), x[2]), -1.5f)),
+            new[] { new Shape(3, 5), new Shape(3, 5), new Shape(3, 5) }, new[] { true, false, true });
+
+    [Test]
+    public void AddResidual_MatchesCpu() =>
+        Compare("AddResidual", (t, x) => Ops.AddResidual(t, x[0], x[1]), new[] { new Shape(2, 3, 4), new Shape(2, 3, 4) });
+
+    [TestCase(false)]
+    [TestCase(true)]
+    public void SumAndMean_MatchCpu(bool mean) =>
+        Compare(mean ? "Mean" : "Sum", (t, x) => mean ? Ops.Mean(t, Ops.Mul(t, x[0], x[0])) : Ops.Sum(t, x[0]), new[] { new Shape(7, 37) });
+
     private static EmbeddingBagCollection Tables(PoolingMode pooling) =>
         new(new[] { new EmbeddingTableConfig("a", 5, 3), new EmbeddingTableConfig("b", 9, 3), new EmbeddingTableConfig("c", 2, 3) }, pooling, new Rng(11));
 
@@ -191,8 +205,8 @@ public abstract class DeviceOpsTests : DeviceTestBase
     public void OpWithoutGpuPath_ThrowsNotSupported_NamingOpAndDevice()
     {
         var x = On(Gpu, new Shape(2, 2), TestData.Floats(4, 1), requiresGrad: true);
-        var ex = Assert.Throws<NotSupportedException>(() => Ops.Sigmoid(new Tape(Gpu), x));
-        Assert.That(ex!.Message, Does.Contain("Sigmoid").And.Contain(Gpu.Name));
+        var ex = Assert.Throws<NotSupportedException>(() => Ops.Softmax(new Tape(Gpu), x));
+        Assert.That(ex!.Message, Does.Contain("Softmax").And.Contain(Gpu.Name));
     }
 
     [Test]

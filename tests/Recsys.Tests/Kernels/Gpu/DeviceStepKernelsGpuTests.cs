@@ -42,6 +42,43 @@ public abstract partial class GpuKernelTests
         Assert.That(Download(yv), Is.All.EqualTo(3.5f));
     }
 
+    [TestCase(1)]
+    [TestCase(45)]
+    public void SigmoidMulAddAndBackward_MatchCpu(int n)
+    {
+        var x = TestData.Floats(n, 40, hi: 5f);
+        var b = TestData.Floats(n, 41);
+        var d0 = TestData.Floats(n, 42);
+        var y = new float[n];
+        ElementwiseKernels.Sigmoid(x, y);
+        var yv = Zeros(n);
+        ElementwiseGpuKernels.Sigmoid(Device, Upload(x), yv, n);
+        TestData.AssertClose(Download(yv), y, 1e-5, 1e-7, "sigmoid");
+        var dx = (float[])d0.Clone();
+        ElementwiseKernels.SigmoidBackward(y, b, dx);
+        var dxv = Upload(d0);
+        ElementwiseGpuKernels.SigmoidBackward(Device, Upload(y), Upload(b), dxv, n);
+        TestData.AssertClose(Download(dxv), dx, 1e-5, 1e-7, "sigmoid backward");
+        var prod = new float[n];
+        ElementwiseKernels.Mul(x, b, prod);
+        var pv = Zeros(n);
+        ElementwiseGpuKernels.Mul(Device, Upload(x), Upload(b), pv, n);
+        Assert.That(Download(pv), Is.EqualTo(prod));
+        var sum = new float[n];
+        ElementwiseKernels.Add(x, b, sum);
+        ElementwiseGpuKernels.Add(Device, Upload(x), Upload(b), pv, n);
+        Assert.That(Download(pv), Is.EqualTo(sum));
+        var acc = (float[])d0.Clone();
+        ElementwiseKernels.MulAccumulate(x, b, acc);
+        var av = Upload(d0);
+        ElementwiseGpuKernels.MulAccumulate(Device, Upload(x), Upload(b), av, n);
+        TestData.AssertClose(Download(av), acc, 1e-6, 1e-7, "mul accumulate");
+        var sv = Upload(d0);
+        ElementwiseGpuKernels.AxpyScalar(Device, 0.5f, Upload(new[] { 3f }), sv, n);
+        ElementwiseGpuKernels.ScaleInto(Device, 2f, sv, av, n);
+        TestData.AssertClose(Download(av), d0.Select(v => 2.0 * (v + 1.5)).ToArray(), 1e-6, 1e-7, "axpy scalar, scale into");
+    }
+
     [TestCase(1, 1, 1, 0)]
     [TestCase(5, 3, 7, 2)]
     [TestCase(3, 4, 4, 0)]
