@@ -14,13 +14,13 @@ public static partial class Ops
     /// <returns>[B, T, d].</returns>
     public static Tensor AttentionCore(Tape tape, Tensor qkv, int heads)
     {
-        if (tape.Device.IsGpu) throw NoGpuPath(nameof(AttentionCore), tape);
         ArgumentNullException.ThrowIfNull(qkv);
         if (qkv.Rank != 3 || qkv.Dim(2) % 3 != 0 || qkv.Dim(2) == 0)
             throw new ArgumentException($"AttentionCore: expected qkv [B, T, 3d], got {qkv.Shape}.");
         int b = qkv.Dim(0), t = qkv.Dim(1), d = qkv.Dim(2) / 3;
         if (heads < 1 || d % heads != 0)
             throw new ArgumentException($"AttentionCore: model dim {d} (qkv {qkv.Shape}) is not divisible by {heads} heads.");
+        if (tape.Device.IsGpu) return AttentionCoreGpu(tape, qkv, heads);
         var y = tape.Arena.Allocate(new Shape(b, t, d));
         var probs = tape.Arena.Allocate(new Shape(b, heads, t, t));
         AttentionKernels.Forward(qkv.ReadOnlySpan, y.Span, probs.Span, b, t, d, heads);

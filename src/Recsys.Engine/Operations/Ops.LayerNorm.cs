@@ -15,7 +15,6 @@ public static partial class Ops
     /// <returns>Same shape as <paramref name="x"/>.</returns>
     public static Tensor LayerNorm(Tape tape, Tensor x, Tensor gamma, Tensor beta, float eps = 1e-5f)
     {
-        if (tape.Device.IsGpu) throw NoGpuPath(nameof(LayerNorm), tape);
         ArgumentNullException.ThrowIfNull(x);
         ArgumentNullException.ThrowIfNull(gamma);
         ArgumentNullException.ThrowIfNull(beta);
@@ -23,6 +22,7 @@ public static partial class Ops
             throw new ArgumentException($"LayerNorm: expected x [..., d], gamma [d], beta [d], got x {x.Shape}, gamma {gamma.Shape}, beta {beta.Shape}.");
         if (!(eps > 0f))
             throw new ArgumentOutOfRangeException(nameof(eps), eps, $"LayerNorm: eps must be > 0, got {eps}.");
+        if (tape.Device.IsGpu) return LayerNormGpu(tape, x, gamma, beta, eps);
         int d = x.Dim(-1), rows = x.Length / d;
         var y = tape.Arena.Allocate(x.Shape);
         // Mean in [0, rows), rstd in [rows, 2·rows): one saved tensor.

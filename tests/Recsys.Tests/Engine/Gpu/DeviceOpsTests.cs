@@ -120,6 +120,38 @@ public abstract class DeviceOpsTests : DeviceTestBase
     public void SumAndMean_MatchCpu(bool mean) =>
         Compare(mean ? "Mean" : "Sum", (t, x) => mean ? Ops.Mean(t, Ops.Mul(t, x[0], x[0])) : Ops.Sum(t, x[0]), new[] { new Shape(7, 37) });
 
+    [Test]
+    public void TokenLinear_MatchesCpu() =>
+        Compare("TokenLinear", (t, x) => Ops.TokenLinear(t, x[0], x[1], x[2]), new[] { new Shape(2, 3, 5), new Shape(4, 5), new Shape(4) });
+
+    [Test]
+    public void AttentionCore_MatchesCpu() =>
+        Compare("AttentionCore", (t, x) => Ops.AttentionCore(t, x[0], 2), new[] { new Shape(2, 3, 12) });
+
+    [Test]
+    public void LayerNorm_MatchesCpu() =>
+        Compare("LayerNorm", (t, x) => Ops.LayerNorm(t, x[0], x[1], x[2]), new[] { new Shape(3, 2, 7), new Shape(7), new Shape(7) },
+            new[] { true, true, false });
+
+    [Test]
+    public void SelfAttentionBlock_OnDevice_MatchesCpu()
+    {
+        var cpu = new SelfAttentionInteraction("attn", 8, 2, new Rng(4));
+        var gpu = new SelfAttentionInteraction("attn", 8, 2, new Rng(4));
+        gpu.To(Gpu);
+        var data = TestData.Floats(2 * 5 * 8, 3);
+        var upstream = TestData.Floats(2 * 5 * 8, 4);
+        var tc = new Tape();
+        var yc = cpu.Forward(tc, new Tensor(new Shape(2, 5, 8), data));
+        tc.Backward(yc, new Tensor(yc.Shape, upstream));
+        var tg = new Tape(Gpu);
+        var yg = gpu.Forward(tg, On(Gpu, new Shape(2, 5, 8), data));
+        tg.Backward(yg, On(Gpu, yg.Shape, upstream));
+        TestData.AssertClose(yg.ToArray(), yc.ToArray(), Rtol, Atol, "attention block forward");
+        foreach (var (pc, pg) in cpu.Parameters().Zip(gpu.Parameters()))
+            TestData.AssertClose(pg.Grad.ToArray(), pc.Grad.ToArray(), 1e-3, 1e-4, $"gradient of {pc.Name}");
+    }
+
     private static EmbeddingBagCollection Tables(PoolingMode pooling) =>
         new(new[] { new EmbeddingTableConfig("a", 5, 3), new EmbeddingTableConfig("b", 9, 3), new EmbeddingTableConfig("c", 2, 3) }, pooling, new Rng(11));
 
