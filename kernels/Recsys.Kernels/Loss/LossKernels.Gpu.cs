@@ -17,6 +17,8 @@ public static class LossGpuKernels
         internal Action<KernelConfig, int, ArrayView<float>, ArrayView<float>, ArrayView<float>> BceForward = null!;
         internal Action<Index1D, int, float, ArrayView<float>, ArrayView<float>, ArrayView<float>> BceBackward = null!;
         internal Action<Index1D, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> BceBackwardDevice = null!;
+        internal Action<KernelConfig, int, float, ArrayView<float>, ArrayView<float>> SoftmaxForward = null!;
+        internal Action<KernelConfig, int, float, ArrayView<float>, ArrayView<float>, ArrayView<float>> SoftmaxBackward = null!;
 
         public static KernelSet Load(GpuDevice device)
         {
@@ -26,6 +28,8 @@ public static class LossGpuKernels
                 BceForward = acc.LoadStreamKernel<int, ArrayView<float>, ArrayView<float>, ArrayView<float>>(BceForwardKernel),
                 BceBackward = acc.LoadAutoGroupedStreamKernel<Index1D, int, float, ArrayView<float>, ArrayView<float>, ArrayView<float>>(BceBackwardKernel),
                 BceBackwardDevice = acc.LoadAutoGroupedStreamKernel<Index1D, int, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(BceBackwardDeviceKernel),
+                SoftmaxForward = acc.LoadStreamKernel<int, float, ArrayView<float>, ArrayView<float>>(SoftmaxForwardKernel),
+                SoftmaxBackward = acc.LoadStreamKernel<int, float, ArrayView<float>, ArrayView<float>, ArrayView<float>>(SoftmaxBackwardKernel),
             };
         }
     }
@@ -60,6 +64,69 @@ public static class LossGpuKernels
         GpuKernelUtil.AtLeast(dLogits, n, nameof(dLogits), nameof(BceWithLogitsBackward));
         if (n == 0) return;
         device.Kernels<KernelSet>().BceBackwardDevice(n, n, dLoss, logits, targets, dLogits);
+    }
+
+    /// <summary>
+    /// y[r, :] = softmax(x[r, :] / T) over rows × cols (max-subtracted), one group per row with a fixed reduction order;
+    /// the GPU twin of <see cref="LossKernels.SoftmaxForward"/>.
+    /// </summary>
+    public static void SoftmaxForward(GpuDevice device, ArrayView<float> x, ArrayView<float> y, int rows, int cols, float temperature = 1f)
+    {
+        CheckSoftmax(device, x, y, rows, cols, temperature, nameof(SoftmaxForward));
+        if (rows == 0 || cols == 0) return;
+        device.Kernels<KernelSet>().SoftmaxForward(new KernelConfig(rows, device.ReductionGroupSize), cols, 1f / temperature, x, y);
+    }
+
+    /// <summary>dX[r, :] += Y ⊙ (dY − Σ_j dY_j·Y_j) / T from the saved output Y.</summary>
+    public static void SoftmaxBackward(GpuDevice device, ArrayView<float> y, ArrayView<float> dOutput, ArrayView<float> dInput, int rows, int cols,
+        float temperature = 1f)
+    {
+        CheckSoftmax(device, y, dOutput, rows, cols, temperature, nameof(SoftmaxBackward));
+        GpuKernelUtil.AtLeast(dInput, (long)rows * cols, nameof(dInput), nameof(SoftmaxBackward));
+        if (rows == 0 || cols == 0) return;
+        device.Kernels<KernelSet>().SoftmaxBackward(new KernelConfig(rows, device.ReductionGroupSize), cols, 1f / temperature, y, dOutput, dInput);
+    }
+
+    private static void CheckSoftmax(GpuDevice device, ArrayView<float> a, ArrayView<float> b, int rows, int cols, float temperature, string op)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        GpuKernelUtil.NonNegative(rows, nameof(rows), op);
+        GpuKernelUtil.NonNegative(cols, nameof(cols), op);
+        GpuKernelUtil.AtLeast(a, (long)rows * cols, "input", op);
+        GpuKernelUtil.AtLeast(b, (long)rows * cols, "output", op);
+        if (!(temperature > 0f) || float.IsInfinity(temperature))
+            throw new ArgumentOutOfRangeException(nameof(temperature), temperature, $"{op}: temperature must be a positive finite number, got {temperature}.");
+    }
+
+    private static void SoftmaxForwardKernel(int cols, float invT, ArrayView<float> x, ArrayView<float> y)
+    {
+        var scratch = SharedMemory.Allocate<float>(GpuKernelUtil.MaxGroupSize);
+        int tid = Group.IdxX, gs = Group.DimX;
+        long row = (long)Grid.IdxX * cols;
+        float max = float.NegativeInfinity;
+        for (int j = tid; j < cols; j += gs) max = XMath.Max(max, x[row + j]);
+        max = GpuKernelUtil.GroupMax(scratch, max);
+        float sum = 0;
+        for (int j = tid; j < cols; j += gs)
+        {
+            float e = XMath.Exp((x[row + j] - max) * invT);
+            y[row + j] = e;
+            sum += e;
+        }
+        sum = GpuKernelUtil.GroupSum(scratch, sum);
+        float inv = 1f / sum;
+        for (int j = tid; j < cols; j += gs) y[row + j] *= inv;
+    }
+
+    private static void SoftmaxBackwardKernel(int cols, float invT, ArrayView<float> y, ArrayView<float> dy, ArrayView<float> dx)
+    {
+        var scratch = SharedMemory.Allocate<float>(GpuKernelUtil.MaxGroupSize);
+        int tid = Group.IdxX, gs = Group.DimX;
+        long row = (long)Grid.IdxX * cols;
+        float dot = 0;
+        for (int j = tid; j < cols; j += gs) dot += y[row + j] * dy[row + j];
+        dot = GpuKernelUtil.GroupSum(scratch, dot);
+        for (int j = tid; j < cols; j += gs) dx[row + j] += y[row + j] * (dy[row + j] - dot) * invT;
     }
 
     private static void Check(GpuDevice device, ArrayView<float> logits, ArrayView<float> targets, int n, string op)

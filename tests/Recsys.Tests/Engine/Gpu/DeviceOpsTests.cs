@@ -120,6 +120,11 @@ public abstract class DeviceOpsTests : DeviceTestBase
     public void SumAndMean_MatchCpu(bool mean) =>
         Compare(mean ? "Mean" : "Sum", (t, x) => mean ? Ops.Mean(t, Ops.Mul(t, x[0], x[0])) : Ops.Sum(t, x[0]), new[] { new Shape(7, 37) });
 
+    [TestCase(1f)]
+    [TestCase(0.7f)]
+    public void Softmax_MatchesCpu(float temperature) =>
+        Compare($"Softmax T={temperature}", (t, x) => Ops.Softmax(t, x[0], temperature), new[] { new Shape(3, 37) });
+
     [Test]
     public void TokenLinear_MatchesCpu() =>
         Compare("TokenLinear", (t, x) => Ops.TokenLinear(t, x[0], x[1], x[2]), new[] { new Shape(2, 3, 5), new Shape(4, 5), new Shape(4) });
@@ -236,9 +241,11 @@ public abstract class DeviceOpsTests : DeviceTestBase
     [Test]
     public void OpWithoutGpuPath_ThrowsNotSupported_NamingOpAndDevice()
     {
-        var x = On(Gpu, new Shape(2, 2), TestData.Floats(4, 1), requiresGrad: true);
-        var ex = Assert.Throws<NotSupportedException>(() => Ops.Softmax(new Tape(Gpu), x));
-        Assert.That(ex!.Message, Does.Contain("Softmax").And.Contain(Gpu.Name));
+        var z = On(Gpu, new Shape(4), TestData.Floats(4, 1), requiresGrad: true);
+        var y = On(Gpu, new Shape(4), new[] { 0f, 1f, 1f, 0f });
+        var mask = On(Gpu, new Shape(4), new[] { 1f, 0f, 1f, 1f });
+        var ex = Assert.Throws<NotSupportedException>(() => Ops.BceWithLogits(new Tape(Gpu), z, y, mask));
+        Assert.That(ex!.Message, Does.Contain("BceWithLogits").And.Contain(Gpu.Name));
     }
 
     [Test]

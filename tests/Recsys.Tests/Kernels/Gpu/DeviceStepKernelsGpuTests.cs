@@ -79,6 +79,26 @@ public abstract partial class GpuKernelTests
         TestData.AssertClose(Download(av), d0.Select(v => 2.0 * (v + 1.5)).ToArray(), 1e-6, 1e-7, "axpy scalar, scale into");
     }
 
+    [TestCase(1, 1, 1f)]
+    [TestCase(3, 37, 0.5f)]
+    [TestCase(2, 300, 2f)]
+    public void Softmax_ForwardBackward_MatchesCpu(int rows, int cols, float temperature)
+    {
+        var x = TestData.Floats(rows * cols, 70, hi: 6f);
+        var dy = TestData.Floats(rows * cols, 71);
+        var dx0 = TestData.Floats(rows * cols, 72);
+        var y = new float[rows * cols];
+        LossKernels.SoftmaxForward(x, y, rows, cols, temperature);
+        var dx = (float[])dx0.Clone();
+        LossKernels.SoftmaxBackward(y, dy, dx, rows, cols, temperature);
+        var yv = Zeros(rows * cols);
+        LossGpuKernels.SoftmaxForward(Device, Upload(x), yv, rows, cols, temperature);
+        TestData.AssertClose(Download(yv), y, 1e-5, 1e-7, "softmax");
+        var dxv = Upload(dx0);
+        LossGpuKernels.SoftmaxBackward(Device, Upload(y), Upload(dy), dxv, rows, cols, temperature);
+        TestData.AssertClose(Download(dxv), dx, 1e-5, 1e-6, "softmax backward");
+    }
+
     [TestCase(1, 1, 1, 0)]
     [TestCase(5, 3, 7, 2)]
     [TestCase(3, 4, 4, 0)]
