@@ -20,7 +20,7 @@ public static class BenchCommand
         var json = new Option<string?>("--json") { Description = "Write results (summary, details, ratios) as JSON to this file." };
         var quick = new Option<bool>("--quick") { Description = "Tiny sizes and short timing: a smoke test, numbers meaningless." };
         var threads = new Option<int>("--threads") { Description = "CPU threads for kernels.", DefaultValueFactory = _ => Environment.ProcessorCount };
-        var device = new Option<string>("--device") { Description = "Device: cpu | gpu (CUDA) | ilgpu-cpu (the GPU kernels on the CPU; W7 is CPU-only).", DefaultValueFactory = _ => "cpu" };
+        var device = new Option<string>("--device") { Description = "Device: cpu | gpu (CUDA) | ilgpu-cpu (the GPU kernels on the CPU).", DefaultValueFactory = _ => "cpu" };
         var profile = new Option<bool>("--profile") { Description = "Also print where the W6 step's time goes, per op (forward, backward, optimizer)." };
         var w1Rows = new Option<int?>("--w1-rows") { Description = "Rows per W1 table (default 100,000): table-size sweeps from cache-resident to DRAM-bound." };
         var w1Tables = new Option<int?>("--w1-tables") { Description = "Number of W1 tables (default 26)." };
