@@ -26,8 +26,4 @@ public static partial class Ops
         throw new InvalidOperationException(
             $"{op}: tensor {(t.Name is null ? "" : $"'{t.Name}' ")}{t.Shape} lives on '{t.Device.Name}' but the tape runs on '{device.Name}'; move the model with To(device) and make inputs on the tape's arena.");
     }
-
-    /// <summary>The error of an op that has no kernel for the tape's (GPU) device: never a silent fallback to the host.</summary>
-    private static NotSupportedException NoGpuPath(string op, Tape tape) =>
-        new($"{op} has no GPU path: the tape runs on device '{tape.Device.Name}' and {op} runs on the CPU only.");
 }

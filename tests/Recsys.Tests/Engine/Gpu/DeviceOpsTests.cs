@@ -239,13 +239,71 @@ public abstract class DeviceOpsTests : DeviceTestBase
     }
 
     [Test]
-    public void OpWithoutGpuPath_ThrowsNotSupported_NamingOpAndDevice()
+    public void EmbeddingBags_WithoutOptimizerOnDevice_ThrowsNotSupported_NamingOpAndDevice()
     {
-        var z = On(Gpu, new Shape(4), TestData.Floats(4, 1), requiresGrad: true);
-        var y = On(Gpu, new Shape(4), new[] { 0f, 1f, 1f, 0f });
-        var mask = On(Gpu, new Shape(4), new[] { 1f, 0f, 1f, 1f });
-        var ex = Assert.Throws<NotSupportedException>(() => Ops.BceWithLogits(new Tape(Gpu), z, y, mask));
-        Assert.That(ex!.Message, Does.Contain("BceWithLogits").And.Contain(Gpu.Name));
+        var gpu = Tables(PoolingMode.Sum);
+        gpu.To(Gpu);
+        var tape = new Tape(Gpu);
+        var y = Ops.EmbeddingBags(tape, gpu, Ids(false));
+        var ex = Assert.Throws<NotSupportedException>(() => tape.Backward(y, On(Gpu, y.Shape, TestData.Floats(y.Length, 1))));
+        Assert.That(ex!.Message, Does.Contain("EmbeddingBags").And.Contain(Gpu.Name));
+    }
+
+    [TestCase(true, false)]
+    [TestCase(false, true)]
+    [TestCase(true, true)]
+    public void BceWithLogits_MaskedOrWeighted_MatchesCpu(bool masked, bool weighted)
+    {
+        var mask = new[] { 1f, 0f, 1f, 1f, 0f, 1f, 1f };
+        Compare($"BceWithLogits mask={masked} weights={weighted}",
+            (t, x) => Ops.BceWithLogits(t, x[0], x[1], masked ? x[2] : null, weighted ? x[3] : null),
+            new[] { new Shape(7), new Shape(7), new Shape(7), new Shape(7) }, new[] { true, false, false, false },
+            i => i switch
+            {
+                0 => TestData.Floats(7, 1, hi: 3f),
+                1 => TestData.Floats(7, 2).Select(v => v > 0 ? 1f : 0f).ToArray(),
+                2 => mask,
+                _ => TestData.Floats(7, 3).Select(Math.Abs).ToArray(),
+            });
+    }
+
+    [Test]
+    public void BceWithLogits_EverySampleMasked_GivesZeroLossAndGradient()
+    {
+        var tape = new Tape(Gpu);
+        var z = On(Gpu, new Shape(3), TestData.Floats(3, 1), requiresGrad: true);
+        var loss = Ops.BceWithLogits(tape, z, On(Gpu, new Shape(3), new[] { 1f, 0f, 1f }), On(Gpu, new Shape(3), new float[3]));
+        Assert.That(loss.ToArray(), Is.EqualTo(new[] { 0f }));
+        tape.Backward(loss);
+        Assert.That(z.Grad!.ToArray(), Is.All.EqualTo(0f));
+    }
+
+    [Test]
+    public void GradientClipping_OnDevice_MatchesCpu()
+    {
+        Parameter[] Make(Device device) => new[] { (5, 3), (7, 1) }.Select((s, i) =>
+        {
+            var p = new Parameter($"p{i}", new Tensor(new Shape(s.Item1, s.Item2)));
+            p.Grad.CopyFrom(TestData.Floats(s.Item1 * s.Item2, 10 + i));
+            p.To(device);
+            return p;
+        }).ToArray();
+        var cpu = Make(Device.Cpu);
+        var gpu = Make(Gpu);
+        foreach (var p in cpu.Concat(gpu)) Touch(p);
+        double nc = Recsys.Engine.Optim.GradientClipping.ClipByGlobalNorm(cpu, 0.5);
+        double ng = Recsys.Engine.Optim.GradientClipping.ClipByGlobalNorm(gpu, 0.5);
+        Assert.That(ng, Is.EqualTo(nc).Within(1e-5 * nc));
+        Assert.That(nc, Is.GreaterThan(0.5), "the gradients were actually clipped");
+        for (int i = 0; i < cpu.Length; i++)
+            TestData.AssertClose(gpu[i].Grad.ToArray(), cpu[i].Grad.ToArray(), Rtol, Atol, $"clipped gradient {i}");
+    }
+
+    /// <summary>Marks a parameter as written by a backward (a tape's GradOf does so).</summary>
+    private static void Touch(Parameter p)
+    {
+        var tape = new Tape(p.Device);
+        tape.GradOf(p.Value);
     }
 
     [Test]

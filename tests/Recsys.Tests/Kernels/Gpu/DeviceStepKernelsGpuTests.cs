@@ -4,6 +4,7 @@ using Recsys.Kernels.Elementwise;
 using Recsys.Kernels.EmbeddingBag;
 using Recsys.Kernels.Loss;
 using Recsys.Kernels.Optim;
+using Recsys.Kernels.Reduce;
 using Recsys.Tests.Support;
 using Pooling = Recsys.Kernels.EmbeddingBag.EmbeddingBagGpuKernels.Pooling;
 
@@ -97,6 +98,40 @@ public abstract partial class GpuKernelTests
         var dxv = Upload(dx0);
         LossGpuKernels.SoftmaxBackward(Device, Upload(y), Upload(dy), dxv, rows, cols, temperature);
         TestData.AssertClose(Download(dxv), dx, 1e-5, 1e-6, "softmax backward");
+    }
+
+    [TestCase(1)]
+    [TestCase(77)]
+    [TestCase(2000)]
+    public void SumOfSquares_MatchesCpu(int n)
+    {
+        var x = TestData.Floats(n, 80);
+        var o = Zeros(1);
+        ReduceGpuKernels.SumOfSquares(Device, Upload(x), o, n);
+        TestData.AssertClose(Download(o), new[] { DenseOptimizerKernels.SumOfSquares(x) }, 1e-5, 1e-6, "sum of squares");
+    }
+
+    [TestCase(5, true, false)]
+    [TestCase(33, true, true)]
+    [TestCase(9, false, true)]
+    public void MaskedWeightedBce_MatchesCpu(int n, bool masked, bool weighted)
+    {
+        var z = TestData.Floats(n, 81, hi: 4f);
+        var y = TestData.Floats(n, 82).Select(Math.Abs).ToArray();
+        var m = masked ? TestData.Floats(n, 83).Select(v => v > 0 ? 1f : 0f).ToArray() : Array.Empty<float>();
+        var w = weighted ? TestData.Floats(n, 84).Select(Math.Abs).ToArray() : Array.Empty<float>();
+        var d0 = TestData.Floats(n, 85);
+        float expected = LossKernels.BceWithLogitsForward(z, y, m, w);
+        var dExpected = (float[])d0.Clone();
+        LossKernels.BceWithLogitsBackward(z, y, m, w, 0.6f, dExpected);
+        var loss = Zeros(1);
+        var count = Zeros(1);
+        LossGpuKernels.BceWithLogitsForward(Device, Upload(z), Upload(y), m.Length > 0 ? Upload(m) : default, w.Length > 0 ? Upload(w) : default, loss, count, n);
+        TestData.AssertClose(Download(loss), new[] { expected }, 1e-5, 1e-6, "masked bce");
+        var d = Upload(d0);
+        LossGpuKernels.BceWithLogitsBackward(Device, Upload(z), Upload(y), m.Length > 0 ? Upload(m) : default, w.Length > 0 ? Upload(w) : default,
+            count, Upload(new[] { 0.6f }), d, n);
+        TestData.AssertClose(Download(d), dExpected, 1e-5, 1e-6, "masked bce backward");
     }
 
     [TestCase(1, 1, 1, 0)]
