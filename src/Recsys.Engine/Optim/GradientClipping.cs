@@ -16,10 +16,13 @@ public static class GradientClipping
         if (!(maxNorm > 0)) throw new ArgumentOutOfRangeException(nameof(maxNorm), maxNorm, $"ClipByGlobalNorm: maxNorm must be > 0, got {maxNorm}.");
         var touched = parameters.Where(p => p.Touched && !p.Frozen).ToArray();
         double sum = 0;
-        var onDevice = touched.Where(p => p.Grad.IsOnDevice).ToArray();
+        bool anyOnDevice = false;
         foreach (var p in touched)
-            if (!p.Grad.IsOnDevice) sum += DenseOptimizerKernels.SumOfSquares(p.Grad.ReadOnlySpan);
-        if (onDevice.Length > 0) sum += DeviceSumOfSquares(onDevice);
+        {
+            if (p.Grad.IsOnDevice) anyOnDevice = true;
+            else sum += DenseOptimizerKernels.SumOfSquares(p.Grad.ReadOnlySpan);
+        }
+        if (anyOnDevice) sum += DeviceSumOfSquares(touched.Where(p => p.Grad.IsOnDevice).ToArray());
         double norm = Math.Sqrt(sum);
         double coef = maxNorm / (norm + 1e-6);
         if (coef < 1)
