@@ -20,14 +20,14 @@ public static class BenchCommand
         var json = new Option<string?>("--json") { Description = "Write results (summary, details, ratios) as JSON to this file." };
         var quick = new Option<bool>("--quick") { Description = "Tiny sizes and short timing: a smoke test, numbers meaningless." };
         var threads = new Option<int>("--threads") { Description = "CPU threads for kernels.", DefaultValueFactory = _ => Environment.ProcessorCount };
-        var device = new Option<string>("--device") { Description = "Device: cpu.", DefaultValueFactory = _ => "cpu" };
+        var device = new Option<string>("--device") { Description = "Device: cpu | gpu (CUDA) | ilgpu-cpu (the GPU kernels on the CPU).", DefaultValueFactory = _ => "cpu" };
         var profile = new Option<bool>("--profile") { Description = "Also print where the W6 step's time goes, per op (forward, backward, optimizer)." };
         var w1Rows = new Option<int?>("--w1-rows") { Description = "Rows per W1 table (default 100,000): table-size sweeps from cache-resident to DRAM-bound." };
         var w1Tables = new Option<int?>("--w1-tables") { Description = "Number of W1 tables (default 26)." };
         var cmd = new Command("bench", "Time the workloads W1–W8 (same shapes and protocol as the libtorch peer).") { workloads, peer, peerConfig, json, quick, threads, device, profile, w1Rows, w1Tables };
         cmd.SetAction(pr =>
         {
-            Device.Parse(pr.GetValue(device)!);
+            using var dev = Device.Parse(pr.GetValue(device)!);
             KernelParallelism.MaxThreads = Options.Threads(pr.GetValue(threads));
             var ids = pr.GetValue(workloads)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(s => s.ToUpperInvariant()).ToArray();
             foreach (var id in ids)
@@ -40,8 +40,9 @@ public static class BenchCommand
             if (pr.GetValue(w1Tables) is < 1) throw new ArgumentException($"--w1-tables: expected a positive integer, got {pr.GetValue(w1Tables)}.");
             var w = new Workloads(isQuick, line => Console.Error.WriteLine(line))
             {
-                Profile = pr.GetValue(profile), W1Rows = pr.GetValue(w1Rows), W1Tables = pr.GetValue(w1Tables),
+                Profile = pr.GetValue(profile), W1Rows = pr.GetValue(w1Rows), W1Tables = pr.GetValue(w1Tables), Device = dev,
             };
+            if (w.Tiny) Console.Error.WriteLine($"bench: quick on '{dev.Name}' uses tiny shapes (batch 32, 4 tables, dim 8): a smoke test, not a measurement.");
             foreach (var id in ids) w.Run(id);
 
             var output = new JsonObject
@@ -50,6 +51,8 @@ public static class BenchCommand
                 ["generated_utc"] = DateTime.UtcNow.ToString("O"),
                 ["threads"] = KernelParallelism.MaxThreads,
                 ["quick"] = isQuick,
+                ["device"] = dev.Name,
+                ["tiny_shapes"] = w.Tiny,
                 ["env"] = new JsonObject
                 {
                     ["dotnet"] = Environment.Version.ToString(), ["os"] = System.Runtime.InteropServices.RuntimeInformation.OSDescription,

@@ -19,14 +19,14 @@ public static class EvalCommand
         var data = new Option<string>("--data") { Description = "Criteo TSV file to score (.gz read transparently).", Required = true };
         var skipMalformed = new Option<bool>("--skip-malformed") { Description = "Skip and count malformed lines instead of failing." };
         var threads = new Option<int>("--threads") { Description = "CPU threads for kernels.", DefaultValueFactory = _ => Environment.ProcessorCount };
-        var device = new Option<string>("--device") { Description = "Device: cpu.", DefaultValueFactory = _ => "cpu" };
+        var device = new Option<string>("--device") { Description = "Device: cpu | gpu (CUDA) | ilgpu-cpu (the GPU kernels on the CPU).", DefaultValueFactory = _ => "cpu" };
         var outFile = new Option<string?>("--out") { Description = "Write the metrics as JSON to this file." };
         var cmd = new Command("eval", "Score a data file with a trained checkpoint.") { checkpoint, data, skipMalformed, threads, device, outFile };
         cmd.SetAction(pr =>
         {
-            Device.Parse(pr.GetValue(device)!);
+            using var dev = Device.Parse(pr.GetValue(device)!);
             KernelParallelism.MaxThreads = Options.Threads(pr.GetValue(threads));
-            var result = Evaluate(pr.GetValue(checkpoint)!, pr.GetValue(data)!, pr.GetValue(skipMalformed) ? MalformedPolicy.Skip : MalformedPolicy.Fail);
+            var result = Evaluate(pr.GetValue(checkpoint)!, pr.GetValue(data)!, pr.GetValue(skipMalformed) ? MalformedPolicy.Skip : MalformedPolicy.Fail, dev);
             Report.Print(result, $"{Path.GetFileName(pr.GetValue(data))} scored by {pr.GetValue(checkpoint)}");
             if (pr.GetValue(outFile) is { } o)
             {
@@ -43,7 +43,7 @@ public static class EvalCommand
     }
 
     /// <summary>Loads the checkpoint in <paramref name="dir"/>, encodes <paramref name="dataPath"/> as at training time, and evaluates.</summary>
-    public static EvaluationResult Evaluate(string dir, string dataPath, MalformedPolicy malformed)
+    public static EvaluationResult Evaluate(string dir, string dataPath, MalformedPolicy malformed, Device? device = null)
     {
         if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"checkpoint directory not found: {dir}");
         if (!File.Exists(dataPath)) throw new FileNotFoundException($"data file not found: {dataPath}");
@@ -71,7 +71,7 @@ public static class EvalCommand
             if (data.TableRows[t] > config.TableRows[t])
                 throw new InvalidDataException($"{dataPath}: feature C{t + 1} needs {data.TableRows[t]} table rows, the checkpoint's table has {config.TableRows[t]}.");
 
-        var model = RankingModel.Create(config, new Rng(0));
+        var model = RankingModel.Create(config, new Rng(0), device ?? Device.Cpu);
         Checkpoint.LoadInto(dir, model.StateTensors());
         var trainer = new Trainer(model, new TrainingOptions());
         return TrainingJob.Evaluate(trainer, data.All, 4096);

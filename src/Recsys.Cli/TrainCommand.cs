@@ -19,6 +19,8 @@ public static class TrainCommand
         var tableSize = new Option<int>("--table-size") { Description = "Hash buckets per categorical feature (values are taken mod this).", DefaultValueFactory = _ => 100_000 };
         var skipMalformed = new Option<bool>("--skip-malformed") { Description = "Skip and count malformed lines instead of failing on the first one." };
         var model = new Option<string>("--model") { Description = "Model: dlrm or dcnv2.", DefaultValueFactory = _ => "dlrm" };
+        var bottomMlp = new Option<string?>("--bottom-mlp") { Description = "DLRM bottom MLP hidden sizes, comma-separated (default 512,256; the embedding dim is appended)." };
+        var topMlp = new Option<string?>("--top-mlp") { Description = "DLRM top MLP / DCNv2 deep tower hidden sizes, comma-separated (default 512,512,256; a 1-unit layer is appended)." };
         var dim = new Option<int>("--embedding-dim") { Description = "Embedding dimension.", DefaultValueFactory = _ => 16 };
         var batch = new Option<int>("--batch-size") { Description = "Mini-batch size.", DefaultValueFactory = _ => 256 };
         var epochs = new Option<int>("--epochs") { Description = "Passes over the training rows.", DefaultValueFactory = _ => 1 };
@@ -30,18 +32,19 @@ public static class TrainCommand
         var shuffle = new Option<bool>("--shuffle") { Description = "Shuffle training rows every epoch (default: file order)." };
         var threads = new Option<int>("--threads") { Description = "CPU threads for kernels (default: all cores).", DefaultValueFactory = _ => Environment.ProcessorCount };
         var rows = new Option<int>("--synthetic-rows") { Description = "Rows of synthetic data when --data is omitted.", DefaultValueFactory = _ => new SyntheticOptions().Rows };
-        var device = new Option<string>("--device") { Description = "Device: cpu.", DefaultValueFactory = _ => "cpu" };
+        var device = new Option<string>("--device") { Description = "Device: cpu | gpu (CUDA) | ilgpu-cpu (the GPU kernels on the CPU).", DefaultValueFactory = _ => "cpu" };
+        var gpuAtomics = new Option<bool>("--gpu-atomics") { Description = "On a GPU, scatter sparse SGD gradients with atomics (faster, not bit-reproducible)." };
         var outDir = new Option<string?>("--out") { Description = "Directory for metrics.json, metrics.jsonl, model.safetensors and config.json." };
         var quiet = new Option<bool>("--quiet") { Description = "No progress bar." };
 
         var cmd = new Command("train", "Train a ranking model and report test AUC, log loss, NE and throughput.")
         {
-            data, format, encoding, tableSize, skipMalformed, model, dim, batch, epochs, lr, optimizer, testFraction, folds, seed, shuffle, threads, rows, device, outDir, quiet,
+            data, format, encoding, tableSize, skipMalformed, model, bottomMlp, topMlp, dim, batch, epochs, lr, optimizer, testFraction, folds, seed, shuffle, threads, rows, device, gpuAtomics, outDir, quiet,
         };
         cmd.SetAction(pr =>
         {
             if (pr.GetValue(format) is var f && f != "criteo") throw new ArgumentException($"--format: expected criteo, got '{f}'.");
-            Device.Parse(pr.GetValue(device)!);
+            Device.ValidateName(pr.GetValue(device)!);
             KernelParallelism.MaxThreads = Options.Threads(pr.GetValue(threads));
             var spec = new TrainJobSpec
             {
@@ -53,11 +56,17 @@ public static class TrainCommand
                     Malformed = pr.GetValue(skipMalformed) ? MalformedPolicy.Skip : MalformedPolicy.Fail,
                 },
                 Synthetic = new SyntheticOptions { Rows = Options.Positive(pr.GetValue(rows), "--synthetic-rows"), Seed = pr.GetValue(seed) },
-                Model = new ModelConfig { Kind = Options.ModelKind(pr.GetValue(model)!), EmbeddingDim = Options.Positive(pr.GetValue(dim), "--embedding-dim"), TableRows = new[] { 1 } },
+                Model = new ModelConfig
+                {
+                    Kind = Options.ModelKind(pr.GetValue(model)!), EmbeddingDim = Options.Positive(pr.GetValue(dim), "--embedding-dim"), TableRows = new[] { 1 },
+                    BottomMlp = Options.Sizes(pr.GetValue(bottomMlp), "--bottom-mlp") ?? new ModelConfig().BottomMlp,
+                    TopMlp = Options.Sizes(pr.GetValue(topMlp), "--top-mlp") ?? new ModelConfig().TopMlp,
+                },
                 Training = new TrainingOptions
                 {
                     BatchSize = pr.GetValue(batch), Epochs = pr.GetValue(epochs), LearningRate = pr.GetValue(lr),
                     Optimizer = Options.Optimizer(pr.GetValue(optimizer)!), Seed = pr.GetValue(seed), Shuffle = pr.GetValue(shuffle),
+                    Device = pr.GetValue(device)!, GpuAtomics = pr.GetValue(gpuAtomics),
                 },
                 TestFraction = pr.GetValue(testFraction),
                 Folds = pr.GetValue(folds),
@@ -97,6 +106,19 @@ public static class TrainCommand
 internal static class Options
 {
     public static int Positive(int v, string name) => v >= 1 ? v : throw new ArgumentException($"{name}: expected a positive integer, got {v}.");
+
+    /// <summary>Comma-separated positive layer sizes, or null when the option was not given.</summary>
+    public static int[]? Sizes(string? v, string name)
+    {
+        if (v is null) return null;
+        var parts = v.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        var sizes = new int[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+            if (!int.TryParse(parts[i], out sizes[i]) || sizes[i] < 1)
+                throw new ArgumentException($"{name}: expected comma-separated positive integers (e.g. 64,32), got '{v}'.");
+        if (sizes.Length == 0) throw new ArgumentException($"{name}: expected at least one layer size, got '{v}'.");
+        return sizes;
+    }
 
     public static int Threads(int v) => v >= 1 && v <= 1024 ? v : throw new ArgumentException($"--threads: expected 1..1024, got {v}.");
 

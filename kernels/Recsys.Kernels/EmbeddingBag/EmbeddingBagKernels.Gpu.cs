@@ -33,8 +33,8 @@ public static class EmbeddingBagGpuKernels
 
     internal struct BagArgs
     {
-        public int B, F, D, Mean, HasWeights, WeightRows, Adagrad;
-        public float Lr, Eps;
+        public int B, F, D, Mean, HasWeights, WeightRows, Adagrad, Adam;
+        public float Lr, Eps, Beta1, Beta2, StepSize;
     }
 
     public sealed class KernelSet : IGpuKernelSet<KernelSet>
@@ -42,7 +42,7 @@ public static class EmbeddingBagGpuKernels
         internal Action<Index1D, BagArgs, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>> Forward = null!;
         internal Action<Index1D, BagArgs, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>> SgdAtomic = null!;
         internal Action<Index1D, BagArgs, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<int>> Keys = null!;
-        internal Action<Index1D, BagArgs, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> SegmentUpdate = null!;
+        internal Action<Index1D, BagArgs, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>> SegmentUpdate = null!;
         internal RadixSortPairs<int, Stride1D.Dense, int, Stride1D.Dense> Sort = null!;
 
         public static KernelSet Load(GpuDevice device)
@@ -53,7 +53,7 @@ public static class EmbeddingBagGpuKernels
                 Forward = acc.LoadAutoGroupedStreamKernel<Index1D, BagArgs, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>>(ForwardKernel),
                 SgdAtomic = acc.LoadAutoGroupedStreamKernel<Index1D, BagArgs, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<int>>(SgdAtomicKernel),
                 Keys = acc.LoadAutoGroupedStreamKernel<Index1D, BagArgs, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<int>>(KeysKernel),
-                SegmentUpdate = acc.LoadAutoGroupedStreamKernel<Index1D, BagArgs, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(SegmentUpdateKernel),
+                SegmentUpdate = acc.LoadAutoGroupedStreamKernel<Index1D, BagArgs, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>>(SegmentUpdateKernel),
                 Sort = acc.CreateRadixSortPairs<int, Stride1D.Dense, int, Stride1D.Dense, AscendingInt32>(),
             };
         }
@@ -97,7 +97,7 @@ public static class EmbeddingBagGpuKernels
         ArrayView<int> offsets, ArrayView<float> perValueWeights, ArrayView<float> dOutput, int batchSize, int numFeatures, int dim,
         Pooling pooling, float learningRate)
         => Deterministic(device, weights, tableRowStart, indices, offsets, perValueWeights, dOutput, batchSize, numFeatures, dim, pooling,
-            learningRate, 0f, default, adagrad: false, nameof(BackwardSgdDeterministic));
+            learningRate, 0f, default, default, mode: 0, nameof(BackwardSgdDeterministic));
 
     /// <summary>
     /// Row-wise Adagrad, deterministic: g = gradient of a touched row; state[row] += mean_d(g²);
@@ -109,12 +109,35 @@ public static class EmbeddingBagGpuKernels
     {
         GpuKernelUtil.AtLeast(state, weights.Length / Math.Max(1, dim), nameof(state), nameof(BackwardRowwiseAdagradDeterministic));
         Deterministic(device, weights, tableRowStart, indices, offsets, perValueWeights, dOutput, batchSize, numFeatures, dim, pooling,
-            learningRate, eps, state, adagrad: true, nameof(BackwardRowwiseAdagradDeterministic));
+            learningRate, eps, state, default, mode: 1, nameof(BackwardRowwiseAdagradDeterministic));
+    }
+
+    /// <summary>
+    /// PyTorch SparseAdam, deterministic: for each touched row only (untouched rows keep their moments), with g its
+    /// gradient and t = <paramref name="step"/> (1-based): m += (g − m)(1−β1); v += (g² − v)(1−β2);
+    /// w -= lr·√(1−β2ᵗ)/(1−β1ᵗ) · m / (√v + eps). <paramref name="m"/> and <paramref name="v"/> are [rows, dim] over all
+    /// stacked tables. Same formula and operation order as the CPU kernel's <c>AdamRow</c>.
+    /// </summary>
+    public static void BackwardAdamDeterministic(GpuDevice device, ArrayView<float> weights, ArrayView<float> m, ArrayView<float> v,
+        ArrayView<int> tableRowStart, ArrayView<int> indices, ArrayView<int> offsets, ArrayView<float> perValueWeights, ArrayView<float> dOutput,
+        int batchSize, int numFeatures, int dim, Pooling pooling, float learningRate, float beta1, float beta2, float eps, long step)
+    {
+        const string op = nameof(BackwardAdamDeterministic);
+        GpuKernelUtil.AtLeast(m, weights.Length, nameof(m), op);
+        GpuKernelUtil.AtLeast(v, weights.Length, nameof(v), op);
+        if (step < 1) throw new ArgumentOutOfRangeException(nameof(step), step, $"{op}: step is 1-based, got {step}.");
+        // step_size = lr · √(1-β2^t) / (1-β1^t), in double as the CPU kernel (and Python) computes it.
+        double bc1 = 1 - Math.Pow(beta1, step);
+        double bc2 = 1 - Math.Pow(beta2, step);
+        float stepSize = (float)(learningRate * Math.Sqrt(bc2) / bc1);
+        Deterministic(device, weights, tableRowStart, indices, offsets, perValueWeights, dOutput, batchSize, numFeatures, dim, pooling,
+            learningRate, eps, m, v, mode: 2, op, beta1, beta2, stepSize);
     }
 
     private static void Deterministic(GpuDevice device, ArrayView<float> weights, ArrayView<int> tableRowStart, ArrayView<int> indices,
         ArrayView<int> offsets, ArrayView<float> perValueWeights, ArrayView<float> dOutput, int batchSize, int numFeatures, int dim,
-        Pooling pooling, float learningRate, float eps, ArrayView<float> state, bool adagrad, string op)
+        Pooling pooling, float learningRate, float eps, ArrayView<float> state, ArrayView<float> state2, int mode, string op,
+        float beta1 = 0f, float beta2 = 0f, float stepSize = 0f)
     {
         var args = Check(device, weights, tableRowStart, indices, offsets, perValueWeights, batchSize, numFeatures, dim, pooling, op);
         GpuKernelUtil.AtLeast(dOutput, (long)batchSize * numFeatures * dim, nameof(dOutput), op);
@@ -122,7 +145,11 @@ public static class EmbeddingBagGpuKernels
         if (nnz == 0 || (long)batchSize * numFeatures * dim == 0) return;
         args.Lr = learningRate;
         args.Eps = eps;
-        args.Adagrad = adagrad ? 1 : 0;
+        args.Adagrad = mode == 1 ? 1 : 0;
+        args.Adam = mode == 2 ? 1 : 0;
+        args.Beta1 = beta1;
+        args.Beta2 = beta2;
+        args.StepSize = stepSize;
         var set = device.Kernels<KernelSet>();
         var acc = device.Accelerator;
         long tempSize = acc.ComputeRadixSortPairsTempStorageSize<int, int, AscendingInt32>(nnz);
@@ -134,7 +161,7 @@ public static class EmbeddingBagGpuKernels
         set.Keys(batchSize * numFeatures, args, tableRowStart, indices, offsets, keys.View, positions.View, bagOf.View, device.ErrorFlag);
         set.Sort(device.Stream, keys.View, positions.View, temp.View);
         set.SegmentUpdate(nnz, args, keys.View, positions.View, bagOf.View, offsets,
-            perValueWeights.Length > 0 ? perValueWeights : dOutput, dOutput, weights, adagrad ? state : weights);
+            perValueWeights.Length > 0 ? perValueWeights : dOutput, dOutput, weights, mode != 0 ? state : weights, mode == 2 ? state2 : weights);
         ThrowOnError(device, op);
     }
 
@@ -265,7 +292,8 @@ public static class EmbeddingBagGpuKernels
 
     /// <summary>One thread per sorted position; the head of each run of equal rows updates that row once.</summary>
     private static void SegmentUpdateKernel(Index1D i, BagArgs p, ArrayView<int> keys, ArrayView<int> positions, ArrayView<int> bagOf,
-        ArrayView<int> offsets, ArrayView<float> valueWeights, ArrayView<float> dOutput, ArrayView<float> weights, ArrayView<float> state)
+        ArrayView<int> offsets, ArrayView<float> valueWeights, ArrayView<float> dOutput, ArrayView<float> weights, ArrayView<float> state,
+        ArrayView<float> state2)
     {
         int row = keys[i];
         if (row == int.MaxValue || (i > 0 && keys[i - 1] == row)) return;
@@ -273,7 +301,20 @@ public static class EmbeddingBagGpuKernels
         int end = i + 1;
         while (end < n && keys[end] == row) end++;
         long w0 = (long)row * p.D;
-        if (p.Adagrad != 0)
+        if (p.Adam != 0)
+        {
+            float c1 = 1f - p.Beta1, c2 = 1f - p.Beta2;
+            for (int d = 0; d < p.D; d++)
+            {
+                float g = SegmentGrad(p, positions, bagOf, offsets, valueWeights, dOutput, i, end, d);
+                float mi = state[w0 + d] + (g - state[w0 + d]) * c1;
+                float vi = state2[w0 + d] + (g * g - state2[w0 + d]) * c2;
+                state[w0 + d] = mi;
+                state2[w0 + d] = vi;
+                weights[w0 + d] += -p.StepSize * (mi / (XMath.Sqrt(vi) + p.Eps));
+            }
+        }
+        else if (p.Adagrad != 0)
         {
             float sq = 0;
             for (int d = 0; d < p.D; d++)

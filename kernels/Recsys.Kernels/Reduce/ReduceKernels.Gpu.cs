@@ -17,6 +17,7 @@ public static class ReduceGpuKernels
     {
         internal Action<Index1D, int, int, int, ArrayView<float>, ArrayView<float>> ColumnSum = null!;
         internal Action<KernelConfig, int, ArrayView<float>, ArrayView<float>> Partial = null!;
+        internal Action<KernelConfig, int, ArrayView<float>, ArrayView<float>> PartialSquares = null!;
 
         public static KernelSet Load(GpuDevice device)
         {
@@ -25,6 +26,7 @@ public static class ReduceGpuKernels
             {
                 ColumnSum = acc.LoadAutoGroupedStreamKernel<Index1D, int, int, int, ArrayView<float>, ArrayView<float>>(ColumnSumKernel),
                 Partial = acc.LoadStreamKernel<int, ArrayView<float>, ArrayView<float>>(PartialSumKernel),
+                PartialSquares = acc.LoadStreamKernel<int, ArrayView<float>, ArrayView<float>>(PartialSquaresKernel),
             };
         }
     }
@@ -55,6 +57,21 @@ public static class ReduceGpuKernels
         set.Partial(new KernelConfig(1, g), groups, partials.View, output);
     }
 
+    /// <summary>output[0] = Σ x[i]² over [0, n) (gradient norms), same two-pass fixed-order reduction as <see cref="Sum"/>.</summary>
+    public static void SumOfSquares(GpuDevice device, ArrayView<float> x, ArrayView<float> output, int n)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        GpuKernelUtil.NonNegative(n, nameof(n), nameof(SumOfSquares));
+        GpuKernelUtil.AtLeast(x, n, nameof(x), nameof(SumOfSquares));
+        GpuKernelUtil.AtLeast(output, 1, nameof(output), nameof(SumOfSquares));
+        var set = device.Kernels<KernelSet>();
+        int g = device.ReductionGroupSize;
+        int groups = Math.Clamp(GpuKernelUtil.Blocks(n, g * 4), 1, MaxPartials);
+        using var partials = device.Pool.Rent<float>(groups);
+        set.PartialSquares(new KernelConfig(groups, g), n, x, partials.View);
+        set.Partial(new KernelConfig(1, g), groups, partials.View, output);
+    }
+
     private static void ColumnSumKernel(Index1D j, int rows, int cols, int accumulate, ArrayView<float> x, ArrayView<float> output)
     {
         float s = 0;
@@ -70,6 +87,17 @@ public static class ReduceGpuKernels
         int stride = gs * Grid.DimX;
         float s = 0;
         for (int i = Grid.IdxX * gs + tid; i < n; i += stride) s += x[i];
+        s = GpuKernelUtil.GroupSum(scratch, s);
+        if (tid == 0) partials[Grid.IdxX] = s;
+    }
+
+    private static void PartialSquaresKernel(int n, ArrayView<float> x, ArrayView<float> partials)
+    {
+        var scratch = SharedMemory.Allocate<float>(GpuKernelUtil.MaxGroupSize);
+        int tid = Group.IdxX, gs = Group.DimX;
+        int stride = gs * Grid.DimX;
+        float s = 0;
+        for (int i = Grid.IdxX * gs + tid; i < n; i += stride) s += x[i] * x[i];
         s = GpuKernelUtil.GroupSum(scratch, s);
         if (tid == 0) partials[Grid.IdxX] = s;
     }

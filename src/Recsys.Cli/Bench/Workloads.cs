@@ -8,6 +8,7 @@ using Recsys.Engine.Training;
 using Recsys.Kernels.Clustering;
 using Recsys.Kernels.Common;
 using Recsys.Kernels.EmbeddingBag;
+using Recsys.Kernels.Gpu;
 
 namespace Recsys.Cli.Bench;
 
@@ -29,9 +30,18 @@ public sealed class Workloads
         _log = log;
     }
 
-    private int Batch => _quick ? 256 : 4096;
-    private int Rows => _quick ? 10_000 : 100_000;
-    private const int Tables = 26;
+    /// <summary>Where the workloads run (W7 calls the k-means GPU kernels directly on a GPU device).</summary>
+    public Device Device { get; init; } = Device.Cpu;
+
+    /// <summary>
+    /// Quick runs on ILGPU's CPU accelerator (which simulates every GPU thread) shrink the shapes further, to a smoke test
+    /// that finishes in seconds: batch 32, 4 tables of 1,000 rows, dim 8, MLP widths of 8 to 16 (W5: batch 8, 5 tokens, d 8; W7: 2,000 points, 16 centroids, d 8).
+    /// </summary>
+    public bool Tiny => _quick && Device.IsGpu && Device.Gpu.Backend == GpuBackend.IlgpuCpu;
+
+    private int Batch => Tiny ? 32 : _quick ? 256 : 4096;
+    private int Rows => Tiny ? 1_000 : _quick ? 10_000 : 100_000;
+    private int Tables => Tiny ? 4 : 26;
 
     /// <summary>W1 table rows and table count (default: the peer's 26 x 100,000), for the table-size sweep.</summary>
     public int? W1Rows { get; init; }
@@ -39,7 +49,7 @@ public sealed class Workloads
 
     /// <summary>Profile the W6 step per op (forward, backward incl. fused sparse updates, optimizer).</summary>
     public bool Profile { get; init; }
-    private const int Dim = 64;
+    private int Dim => Tiny ? 8 : 64;
 
     public static readonly string[] All = { "W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8" };
 
@@ -70,11 +80,14 @@ public sealed class Workloads
         return o;
     }
 
-    private static Tensor Random(Shape shape, Rng rng, bool requiresGrad = false)
+    private Tensor Random(Shape shape, Rng rng, bool requiresGrad = false)
     {
         var t = new Tensor(shape, requiresGrad);
         rng.FillUniform(t.Span, -1, 1);
-        return t;
+        if (!Device.IsGpu) return t;
+        var d = new Tensor(shape, Device, requiresGrad);
+        d.CopyFrom(t.Span);
+        return d;
     }
 
     /// <summary>K = 4 pre-generated jagged batches of uniform ids, pooling factor <paramref name="pf"/>, table-major.</summary>
@@ -93,8 +106,12 @@ public sealed class Workloads
         return result;
     }
 
-    private EmbeddingBagCollection Collection(string prefix, int tables, int rows, Rng rng) =>
-        new(Enumerable.Range(0, tables).Select(t => new EmbeddingTableConfig($"{prefix}{t}", rows, Dim)).ToArray(), PoolingMode.Sum, rng);
+    private EmbeddingBagCollection Collection(string prefix, int tables, int rows, Rng rng)
+    {
+        var c = new EmbeddingBagCollection(Enumerable.Range(0, tables).Select(t => new EmbeddingTableConfig($"{prefix}{t}", rows, Dim)).ToArray(), PoolingMode.Sum, rng);
+        c.To(Device);
+        return c;
+    }
 
     // W1: 26 tables x rows x 64, batch 4096, pooling 1 and 32; forward, and forward + backward + fused sparse SGD(0.01).
     private void W1()
@@ -114,8 +131,8 @@ public sealed class Workloads
             var upstream = Random(new Shape(Batch, tables, Dim), rng);
             var upstreamOne = Random(new Shape(Batch, 1, Dim), rng);
             double lookups = (double)Batch * tables * pf;
-            var tape = new Tape();
-            var infer = new Tape { RecordingEnabled = false };
+            var tape = new Tape(Device);
+            var infer = new Tape(Device) { RecordingEnabled = false };
             int cycle = 0;
 
             var fwd = BenchProtocol.Measure(() =>
@@ -177,10 +194,12 @@ public sealed class Workloads
     private void W2()
     {
         var rng = new Rng(2);
-        var mlp = new Mlp("top", new[] { 415, 512, 512, 256, 1 }, rng, Activation.Relu, Activation.None);
-        var x = Random(new Shape(Batch, 415), rng, requiresGrad: true);
+        int[] sizes = Tiny ? new[] { DotInteraction.OutputDim(Tables, Dim), 16, 16, 8, 1 } : new[] { 415, 512, 512, 256, 1 };
+        var mlp = new Mlp("top", sizes, rng, Activation.Relu, Activation.None);
+        mlp.To(Device);
+        var x = Random(new Shape(Batch, sizes[0]), rng, requiresGrad: true);
         var dy = Random(new Shape(Batch, 1), rng);
-        var tape = new Tape();
+        var tape = new Tape(Device);
         var s = BenchProtocol.Measure(() =>
         {
             tape.Reset();
@@ -189,7 +208,8 @@ public sealed class Workloads
             tape.Backward(y, dy);
             foreach (var p in mlp.Parameters()) p.ZeroGrad();
         });
-        double flops = 3.0 * 2 * Batch * (415.0 * 512 + 512 * 512 + 512 * 256 + 256 * 1);
+        double flops = 0;
+        for (int i = 0; i + 1 < sizes.Length; i++) flops += 3.0 * 2 * Batch * sizes[i] * (double)sizes[i + 1];
         Summary["W2_mlp_ms"] = s.MedianMs;
         Summary["W2_mlp_GFLOPs"] = flops / (s.MedianMs / 1e3) / 1e9;
         Details["W2"] = Detail(s, ("gflops", flops / 1e9), ("GFLOPs", Summary["W2_mlp_GFLOPs"]));
@@ -203,7 +223,7 @@ public sealed class Workloads
         var dense = Random(new Shape(Batch, Dim), rng, true);
         var emb = Random(new Shape(Batch, Tables, Dim), rng, true);
         var dy = Random(new Shape(Batch, DotInteraction.OutputDim(Tables, Dim)), rng);
-        var tape = new Tape();
+        var tape = new Tape(Device);
         var s = BenchProtocol.Measure(() =>
         {
             tape.Reset();
@@ -220,11 +240,12 @@ public sealed class Workloads
     private void W4()
     {
         var rng = new Rng(4);
-        const int d = 429;
+        int d = Tiny ? 13 + Tables * Dim : 429;
         var cross = new CrossNet("cross", d, 3, rng);
+        cross.To(Device);
         var x0 = Random(new Shape(Batch, d), rng, true);
         var dy = Random(new Shape(Batch, d), rng);
-        var tape = new Tape();
+        var tape = new Tape(Device);
         var s = BenchProtocol.Measure(() =>
         {
             tape.Reset();
@@ -244,11 +265,12 @@ public sealed class Workloads
     private void W5()
     {
         var rng = new Rng(5);
-        int b = _quick ? 64 : 1024;
-        var block = new SelfAttentionInteraction("attn", 64, 2, rng);
-        var x = Random(new Shape(b, 27, 64), rng, true);
-        var dy = Random(new Shape(b, 27, 64), rng);
-        var tape = new Tape();
+        int b = Tiny ? 8 : _quick ? 64 : 1024, tokens = Tiny ? 5 : 27, dModel = Tiny ? 8 : 64;
+        var block = new SelfAttentionInteraction("attn", dModel, 2, rng);
+        block.To(Device);
+        var x = Random(new Shape(b, tokens, dModel), rng, true);
+        var dy = Random(new Shape(b, tokens, dModel), rng);
+        var tape = new Tape(Device);
         var s = BenchProtocol.Measure(() =>
         {
             tape.Reset();
@@ -282,17 +304,17 @@ public sealed class Workloads
     private ModelConfig W6Config() => new()
     {
         Kind = "dlrm", DenseFeatures = 13, TableRows = Enumerable.Repeat(Rows, Tables).ToArray(), EmbeddingDim = Dim,
-        BottomMlp = new[] { 512, 256 }, TopMlp = new[] { 512, 512, 256 },
+        BottomMlp = Tiny ? new[] { 16 } : new[] { 512, 256 }, TopMlp = Tiny ? new[] { 16, 8 } : new[] { 512, 512, 256 },
     };
 
     // W6: full DLRM training step (SGD lr 0.1 over everything, sparse embedding updates), batch 4096 and 256.
     private void W6()
     {
         var w6 = new JsonObject();
-        foreach (int b in new[] { Batch, _quick ? 32 : 256 })
+        foreach (int b in new[] { Batch, Tiny ? 16 : _quick ? 32 : 256 })
         {
             var rng = new Rng(6);
-            var model = RankingModel.Create(W6Config(), rng);
+            var model = RankingModel.Create(W6Config(), rng, Device);
             var trainer = new Trainer(model, new TrainingOptions { Optimizer = OptimizerKind.Sgd, LearningRate = 0.1f, BatchSize = b });
             var batches = CriteoBatches(b, Rows, rng);
             int cycle = 0;
@@ -337,7 +359,7 @@ public sealed class Workloads
     private void W7()
     {
         var rng = new Rng(7);
-        int n = _quick ? 20_000 : 200_000, k = 256, d = 64;
+        int n = Tiny ? 2_000 : _quick ? 20_000 : 200_000, k = Tiny ? 16 : 256, d = Tiny ? 8 : 64;
         var means = new float[k * d];
         rng.FillNormal(means, 0, 3);
         var x = new float[n * d];
@@ -350,11 +372,32 @@ public sealed class Workloads
         Array.Copy(x, centroids, k * d);
         var assignment = new int[n];
         var counts = new int[k];
-        var s = BenchProtocol.Measure(() =>
+        StepStats s;
+        if (Device.IsGpu)
         {
-            KMeansKernels.Assign(x, centroids, n, k, d, assignment);
-            KMeansKernels.Update(x, assignment, n, k, d, centroids, counts);
-        });
+            // The GPU kernels on device copies; each timed step waits for the device. Update scatters with atomics.
+            var gpu = Device.Gpu;
+            var points = new Tensor(new Shape(n * d), Device);
+            points.CopyFrom(x);
+            var cents = new Tensor(new Shape(k * d), Device);
+            cents.CopyFrom(centroids);
+            using var assign = gpu.Accelerator.Allocate1D<int>(n);
+            using var cnt = gpu.Accelerator.Allocate1D<int>(k);
+            s = BenchProtocol.Measure(() =>
+            {
+                KMeansGpuKernels.Assign(gpu, points.View, cents.View, n, k, d, assign.View, default);
+                KMeansGpuKernels.Update(gpu, points.View, assign.View, n, k, d, cents.View, cnt.View);
+                gpu.Synchronize();
+            });
+        }
+        else
+        {
+            s = BenchProtocol.Measure(() =>
+            {
+                KMeansKernels.Assign(x, centroids, n, k, d, assignment);
+                KMeansKernels.Update(x, assignment, n, k, d, centroids, counts);
+            });
+        }
         double flops = 2.0 * n * k * d;
         Summary["W7_kmeans_step_ms"] = s.MedianMs;
         Details["W7"] = Detail(s, ("gemm_gflops_per_s", flops / (s.MedianMs / 1e3) / 1e9));
@@ -365,7 +408,7 @@ public sealed class Workloads
     private void W8()
     {
         var rng = new Rng(8);
-        var model = RankingModel.Create(W6Config(), rng);
+        var model = RankingModel.Create(W6Config(), rng, Device);
         var trainer = new Trainer(model, new TrainingOptions { Optimizer = OptimizerKind.Sgd, LearningRate = 0.1f });
         var ones = CriteoBatches(1, Rows, rng, 64);
         var big = CriteoBatches(Batch, Rows, rng);

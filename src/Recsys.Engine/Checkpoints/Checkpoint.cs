@@ -79,7 +79,8 @@ public static class Checkpoint
             if (src.Shape != t.Shape)
                 throw new CheckpointException(weightsPath, $"tensor \"{name}\": shape mismatch: checkpoint has {src.Shape}, model expects {t.Shape}.");
         }
-        foreach (var (name, t) in list) ck.Weights.Tensors[name].Floats.CopyTo(t.Span);
+        // CopyFrom writes host and device tensors alike: a checkpoint loads into a model on any device.
+        foreach (var (name, t) in list) t.CopyFrom(ck.Weights.Tensors[name].Floats);
         var used = new HashSet<string>(list.Select(kv => kv.Key), StringComparer.Ordinal);
         return ck.Weights.Tensors.Keys.Where(k => !used.Contains(k)).OrderBy(k => k, StringComparer.Ordinal).ToArray();
     }

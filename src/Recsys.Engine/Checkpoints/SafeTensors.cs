@@ -92,9 +92,11 @@ public static class SafeTensors
         Span<byte> b = stackalloc byte[4];
         foreach (var (_, t) in list)
         {
-            if (BitConverter.IsLittleEndian) stream.Write(MemoryMarshal.AsBytes(t.ReadOnlySpan));
+            // A device tensor is copied to the host first (one tensor at a time, so the host copy stays small).
+            ReadOnlySpan<float> data = t.IsOnDevice ? t.ToArray() : t.ReadOnlySpan;
+            if (BitConverter.IsLittleEndian) stream.Write(MemoryMarshal.AsBytes(data));
             else
-                foreach (float v in t.ReadOnlySpan) { BinaryPrimitives.WriteSingleLittleEndian(b, v); stream.Write(b); }
+                foreach (float v in data) { BinaryPrimitives.WriteSingleLittleEndian(b, v); stream.Write(b); }
         }
     }
 

@@ -41,8 +41,23 @@ public sealed class Parameter
     /// <summary>Clears the gradient (only if it was written) and the touched flag.</summary>
     public void ZeroGrad()
     {
-        if (Touched) Grad.Span.Clear();
+        if (Touched)
+        {
+            if (Grad.IsOnDevice) Grad.Clear();
+            else Grad.Span.Clear();
+        }
         Touched = false;
+    }
+
+    /// <summary>The device holding the value and the gradient.</summary>
+    public Device Device => Value.Device;
+
+    /// <summary>Moves value and gradient to <paramref name="device"/> (same tensor objects, new storage).</summary>
+    public void To(Device device)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        Value.MoveTo(device);
+        Grad.MoveTo(device);
     }
 
     public override string ToString() => $"Parameter {Name} {Shape}";

@@ -1,3 +1,5 @@
+using Recsys.Kernels.Elementwise;
+
 namespace Recsys.Engine.Core;
 
 /// <summary>Backward rule of one recorded op: reads the saved tensors of <paramref name="entry"/>, accumulates (+=) input gradients.</summary>
@@ -38,6 +40,12 @@ public sealed class Tape
     {
         Arena = arena ?? new TensorArena();
     }
+
+    /// <summary>A tape whose step tensors live on <paramref name="device"/>; ops recorded on it run that device's kernels.</summary>
+    public Tape(Device device) : this(new TensorArena(device)) { }
+
+    /// <summary>The device of the tape's arena: every op dispatches on it.</summary>
+    public Device Device => Arena.Device;
 
     public int Count => _count;
 
@@ -104,8 +112,31 @@ public sealed class Tape
         ArgumentNullException.ThrowIfNull(loss);
         if (!loss.RequiresGrad)
             throw new InvalidOperationException($"Backward: '{loss}' does not require grad; nothing on the tape leads to it.");
+        bool freshGrad = loss.Grad is null && loss.Owner is null;
         var g = GradOf(loss)!;
-        if (seed is null)
+        if (g.IsOnDevice)
+        {
+            var gpu = g.Device.Gpu;
+            if (seed is null)
+            {
+                if (loss.Length != 1)
+                    throw new ArgumentException($"Backward: a non-scalar output {loss.Shape} needs an explicit seed gradient.");
+                // g += 1 on the device: a fill when the gradient was just made (zeroed), else add a one-element ones tensor.
+                if (freshGrad) ElementwiseGpuKernels.Fill(gpu, g.View, 1f, 1);
+                else
+                {
+                    var one = Arena.Allocate(Shape.Scalar);
+                    ElementwiseGpuKernels.Fill(gpu, one.View, 1f, 1);
+                    ElementwiseGpuKernels.Axpy(gpu, 1f, one.View, g.View, 1);
+                }
+            }
+            else
+            {
+                seed.ExpectShape(loss.Shape, "Backward seed");
+                ElementwiseGpuKernels.Axpy(gpu, 1f, seed.View, g.View, g.Length);
+            }
+        }
+        else if (seed is null)
         {
             if (loss.Length != 1)
                 throw new ArgumentException($"Backward: a non-scalar output {loss.Shape} needs an explicit seed gradient.");

@@ -1,3 +1,4 @@
+using ILGPU;
 using Recsys.Kernels.Common;
 namespace Recsys.Engine.Core;
 
@@ -6,6 +7,11 @@ namespace Recsys.Engine.Core;
 /// once instead of leaving them to the GC. When a step needs more than the current block, an extra
 /// block is taken; at the next reset the blocks are merged into one block of the total size, so after
 /// the first few steps training allocates nothing here.
+/// <para>
+/// On a GPU device (<see cref="TensorArena(Device, int)"/>) tensors are bump-allocated out of large device slabs
+/// instead: a step that outgrows them adds a slab (never a per-op device allocation), and <see cref="Reset"/> rewinds to
+/// the first slab, so steady-state steps allocate no device memory. Slabs belong to the device and are freed with it.
+/// </para>
 /// </summary>
 public sealed class TensorArena
 {
@@ -17,10 +23,35 @@ public sealed class TensorArena
     private readonly List<Tensor> _tensors = new();
     private int _tensorsUsed;
 
+    private readonly Device? _device;
+    private readonly DeviceSlabs<float>? _floatSlabs;
+    private readonly DeviceSlabs<int>? _intSlabs;
+
     public TensorArena(int initialFloats = 1 << 16)
     {
         _block = LargeBuffers.Floats(Math.Max(initialFloats, Alignment));
     }
+
+    /// <summary>An arena on <paramref name="device"/>: host blocks for the CPU device, device slabs for a GPU device.</summary>
+    public TensorArena(Device device, int initialFloats = 1 << 16)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        if (!device.IsGpu)
+        {
+            _block = LargeBuffers.Floats(Math.Max(initialFloats, Alignment));
+            return;
+        }
+        _block = Array.Empty<float>();
+        _device = device;
+        _floatSlabs = new DeviceSlabs<float>(device, Math.Max(initialFloats, Alignment));
+        _intSlabs = new DeviceSlabs<int>(device, Math.Max(initialFloats / 4, Alignment));
+    }
+
+    /// <summary>The device the arena's tensors live on.</summary>
+    public Device Device => _device ?? Device.Cpu;
+
+    /// <summary>Device slabs taken so far (0 on the host); stops growing once a step's working set fits.</summary>
+    public int DeviceSlabCount => (_floatSlabs?.Count ?? 0) + (_intSlabs?.Count ?? 0);
 
     /// <summary>Floats handed out since the last reset.</summary>
     public long FloatsInUse => _used + _overflowTotal;
@@ -31,6 +62,12 @@ public sealed class TensorArena
     /// <summary>A tensor of <paramref name="shape"/> whose contents are undefined (the caller overwrites all of it).</summary>
     public Tensor Allocate(Shape shape)
     {
+        if (_device is not null)
+        {
+            var dt = NextTensor();
+            dt.RebindDevice(_device, _floatSlabs!.Take(shape.Size), shape);
+            return dt;
+        }
         int size = shape.Size;
         int padded = (size + Alignment - 1) / Alignment * Alignment;
         float[] buffer;
@@ -57,8 +94,16 @@ public sealed class TensorArena
     public Tensor Zeros(Shape shape)
     {
         var t = Allocate(shape);
-        t.Span.Clear();
+        if (_device is not null) t.Clear();
+        else t.Span.Clear();
         return t;
+    }
+
+    /// <summary>Device ints for the step (uploaded ids and offsets); contents undefined. GPU arenas only.</summary>
+    internal ArrayView<int> AllocateInts(int length)
+    {
+        if (_intSlabs is null) throw new InvalidOperationException("TensorArena.AllocateInts: device ints need a GPU arena, this arena is on the host.");
+        return _intSlabs.Take(length);
     }
 
     /// <summary>A tensor object with no storage, for views (reshape) of arena or parameter storage.</summary>
@@ -73,6 +118,8 @@ public sealed class TensorArena
     /// <summary>Recycles every tensor handed out since the last reset. Tensors from before must not be used after this.</summary>
     public void Reset()
     {
+        _floatSlabs?.Rewind();
+        _intSlabs?.Rewind();
         if (_overflow.Count > 0)
         {
             long need = _used + _overflowTotal;

@@ -12,7 +12,7 @@ namespace Recsys.Engine.Nn;
 /// <see cref="Optimizer"/> is set, applies the update right there (fused); otherwise the coalesced
 /// gradients are left in <see cref="LastSparseGradients"/>.
 /// </summary>
-public sealed class EmbeddingBagCollection : Module
+public sealed partial class EmbeddingBagCollection : Module
 {
     private readonly EmbeddingTable[] _tables;
     private readonly float[][] _weights;

@@ -21,10 +21,10 @@ public sealed class EmbeddingTable
     /// <summary>Weight [Rows, Dim]. Does not require grad: its gradient is sparse and consumed inside backward.</summary>
     public Tensor Weight { get; }
 
-    internal float[] WeightData { get; }
+    internal float[] WeightData { get; private set; }
 
     /// <summary>Index of row 0 inside <see cref="WeightData"/>.</summary>
-    internal int WeightStart { get; }
+    internal int WeightStart { get; private set; }
 
     /// <summary>Row-wise Adagrad accumulator [Rows], or Adam's first moment m [Rows, Dim]; null until an optimizer needs it.</summary>
     public float[]? State1 { get; private set; }
@@ -66,6 +66,21 @@ public sealed class EmbeddingTable
         _stateKind = kind;
         State1 = kind == SparseUpdateKind.RowwiseAdagrad ? new float[Rows] : LargeBuffers.Floats(Rows * Dim);
         State2 = kind == SparseUpdateKind.Adam ? LargeBuffers.Floats(Rows * Dim) : null;
+    }
+
+    /// <summary>The kind of the host optimizer state in <see cref="State1"/>/<see cref="State2"/> (Collect when none).</summary>
+    internal SparseUpdateKind StateKind => State1 is null ? SparseUpdateKind.Collect : _stateKind;
+
+    /// <summary>
+    /// Drops the host copies once the weight and the state live on a device (the weight tensor itself was moved); the
+    /// host kernels are never called on a device table.
+    /// </summary>
+    internal void ReleaseHost()
+    {
+        WeightData = Array.Empty<float>();
+        WeightStart = 0;
+        State1 = null;
+        State2 = null;
     }
 
     public override string ToString() => $"EmbeddingTable {Name} [{Rows}, {Dim}]";

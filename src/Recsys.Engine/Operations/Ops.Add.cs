@@ -12,6 +12,7 @@ public static partial class Ops
         ArgumentNullException.ThrowIfNull(b);
         if (a.Shape != b.Shape)
             throw new ArgumentException($"Add: expected operands of the same shape, got {a.Shape} and {b.Shape}.");
+        if (tape.Device.IsGpu) return AddGpu(tape, a, b, nameof(Add));
         var y = tape.Arena.Allocate(a.Shape);
         ElementwiseKernels.Add(a.ReadOnlySpan, b.ReadOnlySpan, y.Span);
         if (tape.NeedsGrad(a, b))

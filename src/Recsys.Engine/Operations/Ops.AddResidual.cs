@@ -12,6 +12,7 @@ public static partial class Ops
         ArgumentNullException.ThrowIfNull(residual);
         if (x.Shape != residual.Shape)
             throw new ArgumentException($"AddResidual: shapes must match, got x {x.Shape} and residual {residual.Shape}.");
+        if (tape.Device.IsGpu) return AddGpu(tape, x, residual, nameof(AddResidual));
         var y = tape.Arena.Allocate(x.Shape);
         TensorPrimitives.Add(x.ReadOnlySpan, residual.ReadOnlySpan, y.Span);
         if (tape.NeedsGrad(x, residual))

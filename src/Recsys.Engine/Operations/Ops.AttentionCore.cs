@@ -20,6 +20,7 @@ public static partial class Ops
         int b = qkv.Dim(0), t = qkv.Dim(1), d = qkv.Dim(2) / 3;
         if (heads < 1 || d % heads != 0)
             throw new ArgumentException($"AttentionCore: model dim {d} (qkv {qkv.Shape}) is not divisible by {heads} heads.");
+        if (tape.Device.IsGpu) return AttentionCoreGpu(tape, qkv, heads);
         var y = tape.Arena.Allocate(new Shape(b, t, d));
         var probs = tape.Arena.Allocate(new Shape(b, heads, t, t));
         AttentionKernels.Forward(qkv.ReadOnlySpan, y.Span, probs.Span, b, t, d, heads);

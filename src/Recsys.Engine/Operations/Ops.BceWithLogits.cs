@@ -24,6 +24,7 @@ public static partial class Ops
             throw new ArgumentException($"BceWithLogits: expected a mask with {logits.Length} elements to match logits {logits.Shape}, got {mask.Shape}.");
         if (weights is not null && weights.Length != logits.Length)
             throw new ArgumentException($"BceWithLogits: expected weights with {logits.Length} elements to match logits {logits.Shape}, got {weights.Shape}.");
+        if (tape.Device.IsGpu) return BceWithLogitsGpu(tape, logits, targets, mask, weights);
         var y = tape.Arena.Allocate(Shape.Scalar);
         y.Span[0] = LossKernels.BceWithLogitsForward(logits.ReadOnlySpan, targets.ReadOnlySpan, mask is null ? default : mask.ReadOnlySpan,
             weights is null ? default : weights.ReadOnlySpan);

@@ -27,6 +27,7 @@ public static partial class Ops
             width += x.Dim(1);
             needsGrad |= x.RequiresGrad;
         }
+        if (tape.Device.IsGpu) return ConcatGpu(tape, parts, batch, width, needsGrad);
         var y = tape.Arena.Allocate(new Shape(batch, width));
         var ys = y.Span;
         int offset = 0;

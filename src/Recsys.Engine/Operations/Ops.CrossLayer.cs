@@ -21,6 +21,7 @@ public static partial class Ops
         ArgumentNullException.ThrowIfNull(bias);
         if (x0.Rank != 2 || xl.Shape != x0.Shape || weight.Shape != new Shape(x0.Dim(1), x0.Dim(1)) || bias.Shape != new Shape(x0.Dim(1)))
             throw new ArgumentException($"CrossLayer: expected x0 [B, d], xl [B, d], weight [d, d], bias [d], got x0 {x0.Shape}, xl {xl.Shape}, weight {weight.Shape}, bias {bias.Shape}.");
+        if (tape.Device.IsGpu) return CrossLayerGpu(tape, x0, xl, weight, bias);
         int b = x0.Dim(0), d = x0.Dim(1);
         var hidden = tape.Arena.Allocate(x0.Shape);
         var y = tape.Arena.Allocate(x0.Shape);

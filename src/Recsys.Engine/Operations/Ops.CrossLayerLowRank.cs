@@ -23,6 +23,7 @@ public static partial class Ops
         ArgumentNullException.ThrowIfNull(bias);
         if (x0.Rank != 2 || xl.Shape != x0.Shape || u.Rank != 2 || u.Dim(0) != x0.Dim(1) || u.Dim(1) < 1 || v.Shape != u.Shape || bias.Shape != new Shape(x0.Dim(1)))
             throw new ArgumentException($"CrossLayerLowRank: expected x0 [B, d], xl [B, d], u [d, r], v [d, r], bias [d], got x0 {x0.Shape}, xl {xl.Shape}, u {u.Shape}, v {v.Shape}, bias {bias.Shape}.");
+        if (tape.Device.IsGpu) return CrossLayerLowRankGpu(tape, x0, xl, u, v, bias);
         int b = x0.Dim(0), d = x0.Dim(1), r = u.Dim(1);
         // Both saved intermediates live in one arena tensor, so the entry needs only one extra slot:
         // U·Vᵀx_l + b [B, d] first, then x_l·V [B, r].

@@ -19,6 +19,7 @@ public static partial class Ops
         if (dense.Rank != 2 || sparse.Rank != 3 || sparse.Dim(0) != dense.Dim(0) || sparse.Dim(2) != dense.Dim(1) || sparse.Dim(1) < 1 || dense.Dim(1) < 1)
             throw new ArgumentException($"DotInteraction: expected dense [B, D] and sparse [B, F, D] with F, D >= 1, got dense {dense.Shape} and sparse {sparse.Shape}.");
         int b = dense.Dim(0), d = dense.Dim(1), f = sparse.Dim(1);
+        if (tape.Device.IsGpu) return DotInteractionGpu(tape, dense, sparse);
         var y = tape.Arena.Allocate(new Shape(b, DotInteractionKernels.OutputDim(f, d)));
         DotInteractionKernels.Forward(dense.ReadOnlySpan, sparse.ReadOnlySpan, y.Span, b, f, d);
         if (tape.NeedsGrad(dense, sparse))

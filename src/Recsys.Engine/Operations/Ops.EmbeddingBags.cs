@@ -23,6 +23,8 @@ public static partial class Ops
         ArgumentNullException.ThrowIfNull(tape);
         ArgumentNullException.ThrowIfNull(collection);
         collection.CheckIds(ids);
+        // A device collection on a host tape also goes here, to fail naming both devices.
+        if (tape.Device.IsGpu || collection.Device.IsGpu) return EmbeddingBagsGpu(tape, collection, ids);
         var y = tape.Arena.Allocate(new Shape(ids.BatchSize, collection.Tables.Count, collection.Dim));
         collection.ForwardInto(ids, y.Span);
         if (tape.RecordingEnabled)

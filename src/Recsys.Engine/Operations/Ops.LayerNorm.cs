@@ -22,6 +22,7 @@ public static partial class Ops
             throw new ArgumentException($"LayerNorm: expected x [..., d], gamma [d], beta [d], got x {x.Shape}, gamma {gamma.Shape}, beta {beta.Shape}.");
         if (!(eps > 0f))
             throw new ArgumentOutOfRangeException(nameof(eps), eps, $"LayerNorm: eps must be > 0, got {eps}.");
+        if (tape.Device.IsGpu) return LayerNormGpu(tape, x, gamma, beta, eps);
         int d = x.Dim(-1), rows = x.Length / d;
         var y = tape.Arena.Allocate(x.Shape);
         // Mean in [0, rows), rstd in [rows, 2·rows): one saved tensor.

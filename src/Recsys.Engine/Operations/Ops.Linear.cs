@@ -25,6 +25,7 @@ public static partial class Ops
             throw new ArgumentException($"Linear: expected bias of shape {new Shape(outF)} for weight {weight.Shape}, got {bias.Shape}.");
         if (activation is not (Activation.None or Activation.Relu or Activation.Sigmoid))
             throw new ArgumentOutOfRangeException(nameof(activation), activation, $"Linear: unknown activation {activation}.");
+        if (tape.Device.IsGpu) return LinearGpu(tape, x, weight, bias, activation);
 
         var y = tape.Arena.Allocate(new Shape(batch, outF));
         GemmKernels.LinearForward(x.ReadOnlySpan, weight.ReadOnlySpan, bias is null ? default : bias.ReadOnlySpan, y.Span,

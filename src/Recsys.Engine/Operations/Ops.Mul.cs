@@ -12,6 +12,7 @@ public static partial class Ops
         ArgumentNullException.ThrowIfNull(b);
         if (a.Shape != b.Shape)
             throw new ArgumentException($"Mul: expected operands of the same shape, got {a.Shape} and {b.Shape}.");
+        if (tape.Device.IsGpu) return MulGpu(tape, a, b);
         var y = tape.Arena.Allocate(a.Shape);
         ElementwiseKernels.Mul(a.ReadOnlySpan, b.ReadOnlySpan, y.Span);
         if (tape.NeedsGrad(a, b))

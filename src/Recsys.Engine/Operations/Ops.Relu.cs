@@ -9,6 +9,7 @@ public static partial class Ops
     public static Tensor Relu(Tape tape, Tensor x)
     {
         ArgumentNullException.ThrowIfNull(x);
+        if (tape.Device.IsGpu) return ReluGpu(tape, x);
         var y = tape.Arena.Allocate(x.Shape);
         ElementwiseKernels.Relu(x.ReadOnlySpan, y.Span);
         if (tape.NeedsGrad(x))

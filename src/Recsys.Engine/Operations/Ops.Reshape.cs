@@ -24,6 +24,11 @@ public static partial class Ops
     {
         var dx = tape.GradOf(x);
         if (dx is null || y.Grad is null) return;
+        if (dx.IsOnDevice)
+        {
+            Recsys.Kernels.Elementwise.ElementwiseGpuKernels.Axpy(tape.Device.Gpu, 1f, y.Grad.View, dx.View, dx.Length);
+            return;
+        }
         var dxs = dx.Span;
         var dys = y.Grad.ReadOnlySpan;
         for (int i = 0; i < dxs.Length; i++) dxs[i] += dys[i];

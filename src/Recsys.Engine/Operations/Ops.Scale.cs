@@ -9,6 +9,7 @@ public static partial class Ops
     public static Tensor Scale(Tape tape, Tensor x, float alpha)
     {
         ArgumentNullException.ThrowIfNull(x);
+        if (tape.Device.IsGpu) return ScaleGpu(tape, x, alpha);
         var y = tape.Arena.Allocate(x.Shape);
         ElementwiseKernels.Scale(alpha, x.ReadOnlySpan, y.Span);
         if (tape.NeedsGrad(x))

@@ -9,6 +9,7 @@ public static partial class Ops
     public static Tensor Sigmoid(Tape tape, Tensor x)
     {
         ArgumentNullException.ThrowIfNull(x);
+        if (tape.Device.IsGpu) return SigmoidGpu(tape, x);
         var y = tape.Arena.Allocate(x.Shape);
         ElementwiseKernels.Sigmoid(x.ReadOnlySpan, y.Span);
         if (tape.NeedsGrad(x))

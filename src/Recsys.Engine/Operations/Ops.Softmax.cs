@@ -15,6 +15,7 @@ public static partial class Ops
         if (x.Rank != 2) throw new ArgumentException($"Softmax: expected a rank-2 tensor [B, C], got shape {x.Shape}.");
         if (!(temperature > 0f) || float.IsInfinity(temperature))
             throw new ArgumentOutOfRangeException(nameof(temperature), temperature, $"Softmax: temperature must be a positive finite number, got {temperature}.");
+        if (tape.Device.IsGpu) return SoftmaxGpu(tape, x, temperature);
         var y = tape.Arena.Allocate(x.Shape);
         LossKernels.SoftmaxForward(x.ReadOnlySpan, y.Span, x.Dim(0), x.Dim(1), temperature);
         if (tape.NeedsGrad(x))

@@ -14,6 +14,7 @@ public static partial class Ops
     private static Tensor SumScaled(Tape tape, Tensor x, float scale, bool mean)
     {
         ArgumentNullException.ThrowIfNull(x);
+        if (tape.Device.IsGpu) return SumScaledGpu(tape, x, scale, mean);
         var y = tape.Arena.Allocate(Shape.Scalar);
         double s = ReduceKernels.Sum(x.ReadOnlySpan);
         y.Span[0] = (float)(mean ? (x.Length == 0 ? 0 : s / x.Length) : s);

@@ -26,6 +26,7 @@ public static partial class Ops
         Span<int> dims = stackalloc int[x.Rank];
         for (int i = 0; i < dims.Length - 1; i++) dims[i] = x.Dim(i);
         dims[^1] = outDim;
+        if (tape.Device.IsGpu) return TokenLinearGpu(tape, x, weight, bias, Shape.Of(dims));
         var y = tape.Arena.Allocate(Shape.Of(dims));
         GemmKernels.LinearForward(x.ReadOnlySpan, weight.ReadOnlySpan, bias.ReadOnlySpan, y.Span, n, outDim, inDim, Activation.None);
         if (tape.NeedsGrad(x, weight, bias))

@@ -7,6 +7,7 @@ namespace Recsys.Engine.Optim;
 public sealed class Adagrad : Optimizer
 {
     private readonly float[]?[] _sum;
+    private readonly Tensor?[] _deviceSum;
 
     public float Epsilon { get; }
     public float WeightDecay { get; }
@@ -18,10 +19,17 @@ public sealed class Adagrad : Optimizer
         Epsilon = epsilon;
         WeightDecay = weightDecay;
         _sum = new float[]?[Parameters.Count];
+        _deviceSum = new Tensor?[Parameters.Count];
     }
 
     protected override void Update(Parameter p, int index)
     {
+        if (p.Value.IsOnDevice)
+        {
+            var ds = _deviceSum[index] ??= DeviceState(p, _sum[index]);
+            DenseOptimizerGpuKernels.Adagrad(p.Device.Gpu, p.Value.View, p.Grad.View, ds.View, p.Value.Length, LearningRate, Epsilon, WeightDecay);
+            return;
+        }
         var s = _sum[index] ??= new float[p.Value.Length];
         DenseOptimizerKernels.Adagrad(p.Value.Span, p.Grad.ReadOnlySpan, s, LearningRate, Epsilon, WeightDecay);
     }

@@ -12,6 +12,8 @@ public sealed class Adam : Optimizer
     private readonly float[]?[] _m;
     private readonly float[]?[] _v;
     private readonly long[] _steps;
+    private readonly Tensor?[] _deviceM;
+    private readonly Tensor?[] _deviceV;
 
     public float Beta1 { get; }
     public float Beta2 { get; }
@@ -30,6 +32,8 @@ public sealed class Adam : Optimizer
         _m = new float[]?[Parameters.Count];
         _v = new float[]?[Parameters.Count];
         _steps = new long[Parameters.Count];
+        _deviceM = new Tensor?[Parameters.Count];
+        _deviceV = new Tensor?[Parameters.Count];
     }
 
     /// <summary>Number of updates applied to parameter <paramref name="index"/>.</summary>
@@ -37,6 +41,14 @@ public sealed class Adam : Optimizer
 
     protected override void Update(Parameter p, int index)
     {
+        if (p.Value.IsOnDevice)
+        {
+            var dm = _deviceM[index] ??= DeviceState(p, _m[index]);
+            var dv = _deviceV[index] ??= DeviceState(p, _v[index]);
+            DenseOptimizerGpuKernels.Adam(p.Device.Gpu, p.Value.View, p.Grad.View, dm.View, dv.View, p.Value.Length, LearningRate, Beta1, Beta2,
+                Epsilon, WeightDecay, DecoupledWeightDecay, ++_steps[index]);
+            return;
+        }
         var m = _m[index] ??= new float[p.Value.Length];
         var v = _v[index] ??= new float[p.Value.Length];
         long step = ++_steps[index];

@@ -46,7 +46,9 @@ public abstract class Optimizer
         {
             var p = _parameters[i];
             if (!p.Touched || p.Frozen) continue;
-            if (GradientScale != 1f)
+            if (GradientScale != 1f && p.Grad.IsOnDevice)
+                Recsys.Kernels.Elementwise.ElementwiseGpuKernels.Scale(p.Device.Gpu, p.Grad.View, GradientScale, p.Grad.Length);
+            else if (GradientScale != 1f)
             {
                 var g = p.Grad.Span;
                 for (int j = 0; j < g.Length; j++) g[j] *= GradientScale;
@@ -60,6 +62,17 @@ public abstract class Optimizer
     public void ZeroGrad()
     {
         foreach (var p in _parameters) p.ZeroGrad();
+    }
+
+    /// <summary>
+    /// Optimizer state on the parameter's device: a zeroed device tensor shaped like <paramref name="p"/>, or, when the
+    /// parameter has host state from before a move, a device copy of it (training continues where it was).
+    /// </summary>
+    private protected static Tensor DeviceState(Parameter p, float[]? hostState)
+    {
+        var t = new Tensor(p.Shape, p.Device) { Name = p.Name + ".state" };
+        if (hostState is not null) t.CopyFrom(hostState);
+        return t;
     }
 
     /// <summary>Updates parameter <paramref name="index"/> (of <see cref="Parameters"/>) from its gradient.</summary>

@@ -8,6 +8,7 @@ public sealed class Sgd : Optimizer
 {
     private readonly float[]?[] _momentum;
     private readonly bool[] _started;
+    private readonly Tensor?[] _deviceMomentum;
 
     public float Momentum { get; }
     public float WeightDecay { get; }
@@ -20,10 +21,19 @@ public sealed class Sgd : Optimizer
         WeightDecay = weightDecay;
         _momentum = new float[]?[Parameters.Count];
         _started = new bool[Parameters.Count];
+        _deviceMomentum = new Tensor?[Parameters.Count];
     }
 
     protected override void Update(Parameter p, int index)
     {
+        if (p.Value.IsOnDevice)
+        {
+            var buf = Momentum != 0f ? (_deviceMomentum[index] ??= DeviceState(p, _momentum[index])).View : default;
+            DenseOptimizerGpuKernels.Sgd(p.Device.Gpu, p.Value.View, p.Grad.View, buf, p.Value.Length, LearningRate, Momentum, WeightDecay,
+                firstStep: !_started[index]);
+            _started[index] = true;
+            return;
+        }
         Span<float> buffer = default;
         if (Momentum != 0f) buffer = _momentum[index] ??= new float[p.Value.Length];
         DenseOptimizerKernels.Sgd(p.Value.Span, p.Grad.ReadOnlySpan, buffer, LearningRate, Momentum, WeightDecay, firstStep: !_started[index]);

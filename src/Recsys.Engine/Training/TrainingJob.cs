@@ -52,6 +52,9 @@ public static class TrainingJob
     {
         spec.Validate();
         log ??= _ => { };
+        // One device for the whole job (every fold), released at the end; opened first so a missing GPU fails fast.
+        using var device = Device.Parse(spec.Training.Device);
+        log($"device: {device.Name}{(device.IsGpu ? $" ({device.Gpu})" : "")}");
         InMemoryDataset data;
         SyntheticClickModel? synthetic = null;
         string description;
@@ -90,14 +93,14 @@ public static class TrainingJob
                 for (int k = 0; k < splits.Count; k++)
                 {
                     log($"fold {k + 1}/{splits.Count}: train {splits[k].Train.Count}, test {splits[k].Test.Count}");
-                    var (r, _) = TrainAndTest(model, spec.Training, splits[k].Train, splits[k].Test, progress, jsonl, fold: k + 1);
+                    var (r, _) = TrainAndTest(model, spec.Training, device, splits[k].Train, splits[k].Test, progress, jsonl, fold: k + 1);
                     folds.Add(r);
                 }
                 cv = EvaluationSummary.Of(folds.Select(f => f.Test));
             }
 
             var (train, test) = data.SplitTrainTest(1 - spec.TestFraction);
-            var (run, trainer) = TrainAndTest(model, spec.Training, train, test, progress, jsonl, fold: 0);
+            var (run, trainer) = TrainAndTest(model, spec.Training, device, train, test, progress, jsonl, fold: 0);
             double? planted = synthetic?.PlantedAuc(test.Rows);
             var result = new TrainJobResult(run, folds, cv, planted, train.Count, test.Count, description);
             if (spec.OutDir is not null)
@@ -113,10 +116,11 @@ public static class TrainingJob
         }
     }
 
-    private static (RunResult, Trainer) TrainAndTest(ModelConfig config, TrainingOptions options, DataView train, DataView test,
+    private static (RunResult, Trainer) TrainAndTest(ModelConfig config, TrainingOptions options, Device device, DataView train, DataView test,
         Action<TrainProgress>? progress, JsonLinesWriter? jsonl, int fold)
     {
-        var model = RankingModel.Create(config, new Rng(options.Seed));
+        // Initialised on the host from the seed, then moved: the same starting weights on every device.
+        var model = RankingModel.Create(config, new Rng(options.Seed), device);
         var trainer = new Trainer(model, options);
         var sw = Stopwatch.StartNew();
         double lastLoss = double.NaN;
@@ -164,7 +168,7 @@ public static class TrainingJob
             ["auc"] = t.Auc, ["logloss"] = t.LogLoss, ["ne"] = t.NormalizedEntropy, ["calibration"] = t.Calibration,
             ["auc_stderr"] = t.AucStdErr, ["base_rate"] = t.BaseRate, ["test_rows"] = r.TestRows, ["train_rows"] = r.TrainRows,
             ["examples_per_second"] = r.Run.ExamplesPerSecond, ["train_seconds"] = r.Run.TrainSeconds, ["steps"] = r.Run.Steps,
-            ["model"] = spec.Model.Kind, ["data"] = r.DataDescription, ["threads"] = Recsys.Kernels.Common.KernelParallelism.MaxThreads,
+            ["model"] = spec.Model.Kind, ["data"] = r.DataDescription, ["device"] = spec.Training.Device, ["threads"] = Recsys.Kernels.Common.KernelParallelism.MaxThreads,
         };
         if (r.PlantedTestAuc is { } p) o["planted_auc"] = p;
         if (r.CrossValidation is { } cv)

@@ -25,6 +25,17 @@ public sealed record TrainingOptions
     public ulong Seed { get; init; } = 42;
     /// <summary>Progress is reported every this many steps.</summary>
     public int LogEvery { get; init; } = 50;
+    /// <summary>
+    /// Where to train: <c>cpu</c> (SIMD kernels), <c>gpu</c> (CUDA; fails when no device exists) or <c>ilgpu-cpu</c> (the
+    /// GPU kernels on ILGPU's CPU accelerator). Used by <see cref="TrainingJob"/>, which opens the device and disposes it
+    /// at the end; a <see cref="Trainer"/> trains on the device of the model it is given.
+    /// </summary>
+    public string Device { get; init; } = "cpu";
+    /// <summary>
+    /// On a GPU, let sparse SGD scatter embedding gradients with float atomics (faster; the summation order, hence the
+    /// last bits, vary run to run). False (default): the deterministic kernel.
+    /// </summary>
+    public bool GpuAtomics { get; init; }
 
     public void Validate()
     {
@@ -32,6 +43,7 @@ public sealed record TrainingOptions
         if (BatchSize < 1) throw new ArgumentException($"batch size must be >= 1, got {BatchSize}.");
         if (!(LearningRate > 0) || float.IsInfinity(LearningRate)) throw new ArgumentException($"learning rate must be a finite number > 0, got {LearningRate}.");
         if (EmbeddingLearningRate is { } e && (!(e > 0) || float.IsInfinity(e))) throw new ArgumentException($"embedding learning rate must be a finite number > 0, got {e}.");
+        Core.Device.ValidateName(Device);
         if (LogEvery < 1) throw new ArgumentException($"log interval must be >= 1, got {LogEvery}.");
     }
 }
