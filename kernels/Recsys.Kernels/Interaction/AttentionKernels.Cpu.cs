@@ -1,3 +1,7 @@
+using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using Recsys.Kernels.Common;
 
 namespace Recsys.Kernels.Interaction;
@@ -45,6 +49,105 @@ public static unsafe class AttentionKernels
         }
     }
 
+    /// <summary>T rounded up to whole Vector512s: the row length of the transposed K / V and score scratch.</summary>
+    private static int PadTokens(int t) => (t + 15) & ~15;
+
+    /// <summary>Scratch floats of one chunk: a transposed head [dh, Tp] and a score block [T, Tp].</summary>
+    private static int ScratchFloats(int t, int dh) => (dh + t) * PadTokens(t);
+
+    /// <summary>dst[c·tp + j] = src[j·stride + c] for j &lt; t, c &lt; dh (columns j ≥ t stay as they are: zero).</summary>
+    private static void TransposeHead(float* src, int stride, int t, int dh, float* dst, int tp)
+    {
+        for (int j = 0; j < t; j++)
+        {
+            float* row = src + (long)j * stride;
+            for (int c = 0; c < dh; c++) dst[c * tp + j] = row[c];
+        }
+    }
+
+    /// <summary>Lanes of the vector at column <paramref name="c"/> that hold one of the row's <paramref name="t"/> entries.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> ValidLanes(int c, int t) =>
+        Vector512.LessThan(Vector512<int>.Indices + Vector512.Create(c), Vector512.Create(t)).AsSingle();
+
+    /// <summary>
+    /// dst[0..t) = softmax(scale · s[0..t)) (scale &gt; 0, so the max of s is the max of scale · s). <paramref name="s"/> is
+    /// a padded row of <paramref name="tp"/> floats (a multiple of 16) used as scratch; lanes past t are masked to −∞,
+    /// whose exponential is 0, so whole vectors are used throughout and the tail is written with a masked store.
+    /// </summary>
+    private static void SoftmaxRow(float* s, int t, int tp, float scale, float* dst)
+    {
+        if (!Avx512F.IsSupported)
+        {
+            var si = new ReadOnlySpan<float>(s, t);
+            var di = new Span<float>(dst, t);
+            float m = TensorPrimitives.Max(si);
+            TensorPrimitives.Subtract(si, m, di);
+            TensorPrimitives.Multiply(di, scale, di);
+            TensorPrimitives.Exp(di, di);
+            TensorPrimitives.Multiply(di, 1f / TensorPrimitives.Sum(di), di);
+            return;
+        }
+        var negInf = Vector512.Create(float.NegativeInfinity);
+        var mx = negInf;
+        for (int c = 0; c < tp; c += 16)
+            mx = Vector512.Max(mx, Vector512.ConditionalSelect(ValidLanes(c, t), Vector512.Load(s + c), negInf));
+        var m256 = Vector256.Max(mx.GetLower(), mx.GetUpper());
+        var m128 = Vector128.Max(m256.GetLower(), m256.GetUpper());
+        float max = MathF.Max(MathF.Max(m128[0], m128[1]), MathF.Max(m128[2], m128[3]));
+        var vm = Vector512.Create(max);
+        var vs = Vector512.Create(scale);
+        var sum = Vector512<float>.Zero;
+        for (int c = 0; c < tp; c += 16)
+        {
+            var x = Vector512.ConditionalSelect(ValidLanes(c, t), (Vector512.Load(s + c) - vm) * vs, negInf);
+            var e = RowMath.ExpNonPositive(x);
+            e.Store(s + c);
+            sum += e;
+        }
+        var inv = Vector512.Create(1f / Vector512.Sum(sum));
+        for (int c = 0; c < tp; c += 16)
+        {
+            var v = Vector512.Load(s + c) * inv;
+            if (c + 16 <= t) v.Store(dst + c);
+            else Avx512F.MaskStore(dst + c, ValidLanes(c, t), v);
+        }
+    }
+
+    /// <summary>
+    /// ds[0..t) = p ⊙ (ds − Σ_j ds_j p_j) · scale: the softmax backward of one row (ds holds dP on entry, padded to
+    /// <paramref name="tp"/> with zeros). p's tail is read with a masked load (masked lanes never fault), so its padding is 0.
+    /// </summary>
+    private static void SoftmaxBackwardRow(float* ds, float* p, int t, int tp, float scale)
+    {
+        if (!Avx512F.IsSupported)
+        {
+            var dsi = new Span<float>(ds, t);
+            var pi = new ReadOnlySpan<float>(p, t);
+            float d = TensorPrimitives.Dot(dsi, pi);
+            TensorPrimitives.Subtract(dsi, d, dsi);
+            TensorPrimitives.Multiply(dsi, pi, dsi);
+            TensorPrimitives.Multiply(dsi, scale, dsi);
+            return;
+        }
+        var acc = Vector512<float>.Zero;
+        for (int c = 0; c < tp; c += 16)
+            acc = Vector512.FusedMultiplyAdd(Vector512.Load(ds + c), LoadRow(p, c, t), acc);
+        var dot = Vector512.Create(Vector512.Sum(acc));
+        var vs = Vector512.Create(scale);
+        for (int c = 0; c < tp; c += 16)
+            ((Vector512.Load(ds + c) - dot) * LoadRow(p, c, t) * vs).Store(ds + c);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> LoadRow(float* row, int c, int t) =>
+        c + 16 <= t ? Vector512.Load(row + c) : Avx512F.MaskLoad(row + c, ValidLanes(c, t), Vector512<float>.Zero);
+
+    /// <summary>
+    /// Per (b, h): Kᵀ is copied into scratch so that each block of four score rows is a small matrix product
+    /// (broadcast-FMA over Kᵀ's rows, no horizontal sums), the row softmax runs vectorised
+    /// (TensorPrimitives), and O = P·V is the same kind of product over V's rows.
+    /// </summary>
     private struct ForwardBody : IChunkBody
     {
         public float* Qkv, Output, Probs;
@@ -52,52 +155,7 @@ public static unsafe class AttentionKernels
 
         public readonly void Run(int chunk, int chunks)
         {
-            var (start, end) = KernelParallelism.Range(B, chunks, chunk);
-            int t = T, d = Dim, dh = d / H, stride = 3 * d;
-            float scale = 1f / MathF.Sqrt(dh);
-            for (int b = start; b < end; b++)
-            {
-                float* baseRow = Qkv + (long)b * t * stride;
-                for (int h = 0; h < H; h++)
-                {
-                    float* q = baseRow + h * dh, k = baseRow + d + h * dh, v = baseRow + 2 * d + h * dh;
-                    float* p = Probs + ((long)b * H + h) * t * t;
-                    float* o = Output + (long)b * t * d + h * dh;
-                    for (int i = 0; i < t; i++)
-                    {
-                        float* pi = p + i * t;
-                        float* qi = q + (long)i * stride;
-                        float max = float.NegativeInfinity;
-                        for (int j = 0; j < t; j++)
-                        {
-                            float s = RowMath.Dot(qi, k + (long)j * stride, dh) * scale;
-                            pi[j] = s;
-                            if (s > max) max = s;
-                        }
-                        float sum = 0f;
-                        for (int j = 0; j < t; j++)
-                        {
-                            float e = MathF.Exp(pi[j] - max);
-                            pi[j] = e;
-                            sum += e;
-                        }
-                        float inv = 1f / sum;
-                        for (int j = 0; j < t; j++) pi[j] *= inv;
-                        RowMath.WeightedRowSum(pi, 1, v, stride, t, o + (long)i * d, dh, accumulate: false);
-                    }
-                }
-            }
-        }
-    }
-
-    private struct BackwardBody : IChunkBody
-    {
-        public float* DOutput, Qkv, Probs, DQkv;
-        public int B, T, Dim, H;
-
-        public void Run(int chunk, int chunks)
-        {
-            int need = T * T;
+            int need = ScratchFloats(T, Dim / H);
             if (need <= StackScratchLimit)
             {
                 float* scratch = stackalloc float[need];
@@ -109,11 +167,60 @@ public static unsafe class AttentionKernels
             }
         }
 
-        private readonly void Rows(int chunk, int chunks, float* ds)
+        private readonly void Rows(int chunk, int chunks, float* scratch)
         {
             var (start, end) = KernelParallelism.Range(B, chunks, chunk);
-            int t = T, d = Dim, dh = d / H, stride = 3 * d;
+            int t = T, d = Dim, dh = d / H, stride = 3 * d, tp = PadTokens(t);
             float scale = 1f / MathF.Sqrt(dh);
+            float* kt = scratch, s = scratch + dh * tp;
+            new Span<float>(kt, dh * tp).Clear(); // padding columns stay zero
+            for (int b = start; b < end; b++)
+            {
+                float* baseRow = Qkv + (long)b * t * stride;
+                for (int h = 0; h < H; h++)
+                {
+                    float* q = baseRow + h * dh, k = baseRow + d + h * dh, v = baseRow + 2 * d + h * dh;
+                    float* p = Probs + ((long)b * H + h) * t * t;
+                    float* o = Output + (long)b * t * d + h * dh;
+                    TransposeHead(k, stride, t, dh, kt, tp);
+                    RowMath.WeightedRowSums(q, stride, 1, t, kt, tp, dh, s, tp, tp, accumulate: false); // Q·Kᵀ
+                    for (int i = 0; i < t; i++) SoftmaxRow(s + i * tp, t, tp, scale, p + i * t);
+                    RowMath.WeightedRowSums(p, t, 1, t, v, stride, t, o, d, dh, accumulate: false); // P·V
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Per (b, h): dP = dO·Vᵀ as a product over a transposed V, dS = P ⊙ (dP − rowsum(dP ⊙ P)) / sqrt(dh)
+    /// vectorised, then dV = Pᵀ·dO, dK = dSᵀ·Q and dQ = dS·K as products that read P and dS transposed through strides.
+    /// </summary>
+    private struct BackwardBody : IChunkBody
+    {
+        public float* DOutput, Qkv, Probs, DQkv;
+        public int B, T, Dim, H;
+
+        public void Run(int chunk, int chunks)
+        {
+            int need = ScratchFloats(T, Dim / H);
+            if (need <= StackScratchLimit)
+            {
+                float* scratch = stackalloc float[need];
+                Rows(chunk, chunks, scratch);
+            }
+            else
+            {
+                fixed (float* scratch = new float[need]) Rows(chunk, chunks, scratch);
+            }
+        }
+
+        private readonly void Rows(int chunk, int chunks, float* scratch)
+        {
+            var (start, end) = KernelParallelism.Range(B, chunks, chunk);
+            int t = T, d = Dim, dh = d / H, stride = 3 * d, tp = PadTokens(t);
+            float scale = 1f / MathF.Sqrt(dh);
+            float* vt = scratch, ds = scratch + dh * tp;
+            new Span<float>(vt, dh * tp).Clear();
             for (int b = start; b < end; b++)
             {
                 float* baseRow = Qkv + (long)b * t * stride;
@@ -125,28 +232,12 @@ public static unsafe class AttentionKernels
                     float* dq = dBase + off, dk = dBase + d + off, dv = dBase + 2 * d + off;
                     float* p = Probs + ((long)b * H + h) * t * t;
                     float* g = DOutput + (long)b * t * d + off;
-                    // dS, with 1/sqrt(dh) folded in so dQ and dK need no extra pass.
-                    for (int i = 0; i < t; i++)
-                    {
-                        float* pi = p + i * t, dsi = ds + i * t;
-                        float* gi = g + (long)i * d;
-                        float dot = 0f;
-                        for (int j = 0; j < t; j++)
-                        {
-                            float dp = RowMath.Dot(gi, v + (long)j * stride, dh);
-                            dsi[j] = dp;
-                            dot += dp * pi[j];
-                        }
-                        for (int j = 0; j < t; j++) dsi[j] = pi[j] * (dsi[j] - dot) * scale;
-                    }
-                    for (int j = 0; j < t; j++)
-                    {
-                        // dV_j = Σ_i P_ij dO_i;  dK_j = Σ_i dS_ij Q_i (columns of P and dS: stride t).
-                        RowMath.WeightedRowSum(p + j, t, g, d, t, dv + (long)j * stride, dh, accumulate: true);
-                        RowMath.WeightedRowSum(ds + j, t, q, stride, t, dk + (long)j * stride, dh, accumulate: true);
-                    }
-                    for (int i = 0; i < t; i++)
-                        RowMath.WeightedRowSum(ds + i * t, 1, k, stride, t, dq + (long)i * stride, dh, accumulate: true);
+                    TransposeHead(v, stride, t, dh, vt, tp);
+                    RowMath.WeightedRowSums(g, d, 1, t, vt, tp, dh, ds, tp, tp, accumulate: false); // dP = dO·Vᵀ
+                    for (int i = 0; i < t; i++) SoftmaxBackwardRow(ds + i * tp, p + i * t, t, tp, scale);
+                    RowMath.WeightedRowSums(p, 1, t, t, g, d, t, dv, stride, dh, accumulate: true);    // dV_j += Σ_i P_ij dO_i
+                    RowMath.WeightedRowSums(ds, 1, tp, t, q, stride, t, dk, stride, dh, accumulate: true); // dK_j += Σ_i dS_ij Q_i
+                    RowMath.WeightedRowSums(ds, tp, 1, t, k, stride, t, dq, stride, dh, accumulate: true); // dQ_i += Σ_j dS_ij K_j
                 }
             }
         }

@@ -86,6 +86,19 @@ internal static unsafe class RowMath
                 }
                 a0.Store(dst + d); a1.Store(dst + d + 16); a2.Store(dst + d + 32); a3.Store(dst + d + 48);
             }
+            for (; d + 32 <= n; d += 32)
+            {
+                var a0 = Vector512<float>.Zero; var a1 = Vector512<float>.Zero;
+                float* r = rows + d;
+                for (int k = 0; k < count; k++, r += rowStride)
+                {
+                    var wk = Vector512.Create(w[k * wStride]);
+                    a0 = Vector512.FusedMultiplyAdd(wk, Vector512.Load(r), a0);
+                    a1 = Vector512.FusedMultiplyAdd(wk, Vector512.Load(r + 16), a1);
+                }
+                if (accumulate) { a0 += Vector512.Load(dst + d); a1 += Vector512.Load(dst + d + 16); }
+                a0.Store(dst + d); a1.Store(dst + d + 16);
+            }
             for (; d + 16 <= n; d += 16)
             {
                 var a0 = Vector512<float>.Zero;
@@ -147,6 +160,92 @@ internal static unsafe class RowMath
             for (int k = 0; k < count; k++, r += rowStride) s += w[k * wStride] * *r;
             dst[d] = accumulate ? dst[d] + s : s;
         }
+    }
+
+    /// <summary>
+    /// Several weighted row sums sharing their rows — a small matrix product:
+    /// <c>dst[r·dstStride + 0..n) (+)= Σ_k w[r·wRowStride + k·wColStride] · rows[k·rowStride + 0..n)</c> for r in
+    /// [0, outRows). Four output rows at a time share each loaded row (4 × 2 Vector512 accumulators: enough
+    /// independent FMA chains to hide their latency, which one row of 32 columns cannot); strides let the same
+    /// loop read w transposed (wRowStride 1, wColStride = its row length).
+    /// </summary>
+    public static void WeightedRowSums(float* w, int wRowStride, int wColStride, int outRows, float* rows, int rowStride, int count,
+        float* dst, int dstStride, int n, bool accumulate)
+    {
+        int r = 0;
+        if (Vector512.IsHardwareAccelerated && n >= 32)
+        {
+            int n32 = n & ~31;
+            for (; r + 4 <= outRows; r += 4)
+            {
+                float* w0 = w + (long)r * wRowStride, w1 = w0 + wRowStride, w2 = w1 + wRowStride, w3 = w2 + wRowStride;
+                float* d0 = dst + (long)r * dstStride, d1 = d0 + dstStride, d2 = d1 + dstStride, d3 = d2 + dstStride;
+                for (int c = 0; c < n32; c += 32)
+                {
+                    var a00 = Vector512<float>.Zero; var a01 = a00; var a10 = a00; var a11 = a00;
+                    var a20 = a00; var a21 = a00; var a30 = a00; var a31 = a00;
+                    float* src = rows + c;
+                    long wk = 0;
+                    for (int k = 0; k < count; k++, src += rowStride, wk += wColStride)
+                    {
+                        var x0 = Vector512.Load(src);
+                        var x1 = Vector512.Load(src + 16);
+                        var s0 = Vector512.Create(w0[wk]);
+                        a00 = Vector512.FusedMultiplyAdd(s0, x0, a00); a01 = Vector512.FusedMultiplyAdd(s0, x1, a01);
+                        var s1 = Vector512.Create(w1[wk]);
+                        a10 = Vector512.FusedMultiplyAdd(s1, x0, a10); a11 = Vector512.FusedMultiplyAdd(s1, x1, a11);
+                        var s2 = Vector512.Create(w2[wk]);
+                        a20 = Vector512.FusedMultiplyAdd(s2, x0, a20); a21 = Vector512.FusedMultiplyAdd(s2, x1, a21);
+                        var s3 = Vector512.Create(w3[wk]);
+                        a30 = Vector512.FusedMultiplyAdd(s3, x0, a30); a31 = Vector512.FusedMultiplyAdd(s3, x1, a31);
+                    }
+                    Store2(d0 + c, a00, a01, accumulate); Store2(d1 + c, a10, a11, accumulate);
+                    Store2(d2 + c, a20, a21, accumulate); Store2(d3 + c, a30, a31, accumulate);
+                }
+                if (n32 < n)
+                {
+                    WeightedRowSum(w0, wColStride, rows + n32, rowStride, count, d0 + n32, n - n32, accumulate);
+                    WeightedRowSum(w1, wColStride, rows + n32, rowStride, count, d1 + n32, n - n32, accumulate);
+                    WeightedRowSum(w2, wColStride, rows + n32, rowStride, count, d2 + n32, n - n32, accumulate);
+                    WeightedRowSum(w3, wColStride, rows + n32, rowStride, count, d3 + n32, n - n32, accumulate);
+                }
+            }
+        }
+        for (; r < outRows; r++)
+            WeightedRowSum(w + (long)r * wRowStride, wColStride, rows, rowStride, count, dst + (long)r * dstStride, n, accumulate);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store2(float* dst, Vector512<float> a0, Vector512<float> a1, bool accumulate)
+    {
+        if (accumulate) { a0 += Vector512.Load(dst); a1 += Vector512.Load(dst + 16); }
+        a0.Store(dst); a1.Store(dst + 16);
+    }
+
+    /// <summary>
+    /// e^x per lane for x ≤ 0 (softmax after subtracting the row max), ~2 ulp: x = n·ln2 + r with |r| ≤ ln2/2 (ln2 split
+    /// in a high and a low part so r is exact), e^r by a degree-6 polynomial, 2^n put straight into the exponent bits.
+    /// Lanes below −87.3 (including −∞) give exactly 0. The library's Vector512.Exp has no hardware-accelerated
+    /// float path in this runtime (~90 ns a call), which made it the slowest part of the attention forward.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> ExpNonPositive(Vector512<float> x)
+    {
+        var underflow = Vector512.LessThan(x, Vector512.Create(-87.3f));
+        x = Vector512.Max(x, Vector512.Create(-87.3f));
+        var n = Vector512.Round(x * Vector512.Create(1.44269504088896341f));
+        var r = Vector512.FusedMultiplyAdd(n, Vector512.Create(-0.693359375f), x);
+        r = Vector512.FusedMultiplyAdd(n, Vector512.Create(2.12194440e-4f), r);
+        var poly = Vector512.Create(1.9875691500e-4f);
+        poly = Vector512.FusedMultiplyAdd(poly, r, Vector512.Create(1.3981999507e-3f));
+        poly = Vector512.FusedMultiplyAdd(poly, r, Vector512.Create(8.3334519073e-3f));
+        poly = Vector512.FusedMultiplyAdd(poly, r, Vector512.Create(4.1665795894e-2f));
+        poly = Vector512.FusedMultiplyAdd(poly, r, Vector512.Create(1.6666665459e-1f));
+        poly = Vector512.FusedMultiplyAdd(poly, r, Vector512.Create(5.0000001201e-1f));
+        poly = Vector512.FusedMultiplyAdd(poly, r * r, r + Vector512<float>.One);
+        var pow2n = (Vector512.ConvertToInt32(n) + Vector512.Create(127)) << 23;
+        var result = poly * pow2n.AsSingle();
+        return Vector512.ConditionalSelect(underflow.AsInt32(), Vector512<int>.Zero, result.AsInt32()).AsSingle();
     }
 
     /// <summary>dst[i] += src[i].</summary>

@@ -282,6 +282,22 @@ public sealed class Workloads
         Summary["W5_attention_ms"] = s.MedianMs;
         Details["W5"] = Detail(s, ("examples_per_s", b / (s.MedianMs / 1e3)));
         _log($"W5 attention block fwd+bwd: {s.MedianMs:F2} ms");
+        if (Profile)
+        {
+            var profile = new TapeProfile();
+            tape.Profile = profile;
+            for (int i = 0; i < 20; i++)
+            {
+                tape.Reset();
+                x.Grad = null;
+                var y = block.Forward(tape, x);
+                tape.Backward(y, dy);
+                foreach (var p in block.Parameters()) p.ZeroGrad();
+                profile.Steps++;
+            }
+            tape.Profile = null;
+            Details["W5"]!["profile"] = ProfileTable(profile, $"W5 batch {b}: time per step by op ({profile.Steps} profiled steps)");
+        }
     }
 
     /// <summary>Random Criteo-shaped batches: dense = log(1 + U[0,1000)), uniform ids, labels Bernoulli(0.25).</summary>
@@ -342,9 +358,15 @@ public sealed class Workloads
         trainer.Profile = profile;
         for (int i = 0; i < 20; i++) trainer.TrainStep(batches[i & 3]);
         trainer.Profile = null;
+        return ProfileTable(profile, $"W6 batch {batch}: time per step by op ({profile.Steps} profiled steps; embedding updates are fused into EmbeddingBags' backward)");
+    }
+
+    /// <summary>Logs a profile as a table (ms per step forward and backward, share of the step) and returns it as JSON rows.</summary>
+    private JsonArray ProfileTable(TapeProfile profile, string title)
+    {
         double total = profile.Entries.Sum(e => e.ForwardMs + e.BackwardMs);
         var rows = new JsonArray();
-        _log($"W6 batch {batch}: time per step by op ({profile.Steps} profiled steps; embedding updates are fused into EmbeddingBags' backward)");
+        _log(title);
         _log($"  {"op",-22} {"forward ms",11} {"backward ms",12} {"share",7}");
         foreach (var e in profile.Entries.OrderByDescending(e => e.ForwardMs + e.BackwardMs))
         {
