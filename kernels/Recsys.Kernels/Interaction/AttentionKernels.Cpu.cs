@@ -32,18 +32,19 @@ public static unsafe class AttentionKernels
     }
 
     /// <summary>
-    /// Backward: dQkv [B, T, 3d] += gradients from dOutput [B, T, d], given forward's qkv and probs.
+    /// Backward: dQkv [B, T, 3d] += gradients from dOutput [B, T, d], given forward's qkv and probs
+    /// (<paramref name="accumulate"/> false: dQkv is overwritten, so it need not be zeroed first).
     /// dV = Pᵀ·dO;  dP = dO·Vᵀ;  dS = P ⊙ (dP − rowsum(dP ⊙ P));  dQ = dS·K / sqrt(dh);  dK = dSᵀ·Q / sqrt(dh).
     /// </summary>
     public static void Backward(ReadOnlySpan<float> dOutput, ReadOnlySpan<float> qkv, ReadOnlySpan<float> probs, Span<float> dQkv,
-        int batch, int tokens, int dim, int heads)
+        int batch, int tokens, int dim, int heads, bool accumulate = true)
     {
         Check(qkv.Length, dOutput.Length, probs.Length, batch, tokens, dim, heads, nameof(Backward), nameof(dOutput));
         KernelGuard.AtLeast(dQkv, (long)batch * tokens * 3 * dim, nameof(dQkv), nameof(Backward));
         if (batch == 0 || tokens == 0) return;
         fixed (float* pg = dOutput, pq = qkv, pp = probs, pd = dQkv)
         {
-            var body = new BackwardBody { DOutput = pg, Qkv = pq, Probs = pp, DQkv = pd, B = batch, T = tokens, Dim = dim, H = heads };
+            var body = new BackwardBody { DOutput = pg, Qkv = pq, Probs = pp, DQkv = pd, B = batch, T = tokens, Dim = dim, H = heads, Accumulate = accumulate };
             long cost = 4L * tokens * tokens * dim;
             KernelParallelism.For(KernelParallelism.Chunks(batch, cost), ref body);
         }
@@ -199,6 +200,7 @@ public static unsafe class AttentionKernels
     {
         public float* DOutput, Qkv, Probs, DQkv;
         public int B, T, Dim, H;
+        public bool Accumulate;
 
         public void Run(int chunk, int chunks)
         {
@@ -235,9 +237,9 @@ public static unsafe class AttentionKernels
                     TransposeHead(v, stride, t, dh, vt, tp);
                     RowMath.WeightedRowSums(g, d, 1, t, vt, tp, dh, ds, tp, tp, accumulate: false); // dP = dO·Vᵀ
                     for (int i = 0; i < t; i++) SoftmaxBackwardRow(ds + i * tp, p + i * t, t, tp, scale);
-                    RowMath.WeightedRowSums(p, 1, t, t, g, d, t, dv, stride, dh, accumulate: true);    // dV_j += Σ_i P_ij dO_i
-                    RowMath.WeightedRowSums(ds, 1, tp, t, q, stride, t, dk, stride, dh, accumulate: true); // dK_j += Σ_i dS_ij Q_i
-                    RowMath.WeightedRowSums(ds, tp, 1, t, k, stride, t, dq, stride, dh, accumulate: true); // dQ_i += Σ_j dS_ij K_j
+                    RowMath.WeightedRowSums(p, 1, t, t, g, d, t, dv, stride, dh, Accumulate);    // dV_j += Σ_i P_ij dO_i
+                    RowMath.WeightedRowSums(ds, 1, tp, t, q, stride, t, dk, stride, dh, Accumulate); // dK_j += Σ_i dS_ij Q_i
+                    RowMath.WeightedRowSums(ds, tp, 1, t, k, stride, t, dq, stride, dh, Accumulate); // dQ_i += Σ_j dS_ij K_j
                 }
             }
         }

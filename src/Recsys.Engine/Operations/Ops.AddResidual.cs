@@ -24,7 +24,14 @@ public static partial class Ops
     {
         if (y.Grad is null) return;
         var dy = y.Grad.ReadOnlySpan;
-        if (tape.GradOf(x) is { } dx) TensorPrimitives.Add(dx.ReadOnlySpan, dy, dx.Span);
-        if (tape.GradOf(residual) is { } dr) TensorPrimitives.Add(dr.ReadOnlySpan, dy, dr.Span);
+        // A gradient buffer made here gets a copy of dy instead of a zero-fill and an add.
+        if (tape.GradOf(x, out bool freshX) is { } dx)
+        {
+            if (freshX) dy.CopyTo(dx.Span); else TensorPrimitives.Add(dx.ReadOnlySpan, dy, dx.Span);
+        }
+        if (tape.GradOf(residual, out bool freshR) is { } dr)
+        {
+            if (freshR) dy.CopyTo(dr.Span); else TensorPrimitives.Add(dr.ReadOnlySpan, dy, dr.Span);
+        }
     }
 }

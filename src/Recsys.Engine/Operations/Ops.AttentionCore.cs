@@ -31,8 +31,11 @@ public static partial class Ops
 
     private static void AttentionCoreBackward(Tape tape, Tensor y, Tensor qkv, Tensor probs, int heads)
     {
-        var dQkv = tape.GradOf(qkv);
-        if (y.Grad is null || dQkv is null) return;
-        AttentionKernels.Backward(y.Grad.ReadOnlySpan, qkv.ReadOnlySpan, probs.ReadOnlySpan, dQkv.Span, qkv.Dim(0), qkv.Dim(1), y.Dim(2), heads);
+        if (y.Grad is null) return;
+        // A gradient buffer made here is written whole by the kernel (every Q, K and V element of every head).
+        var dQkv = tape.GradOf(qkv, out bool fresh);
+        if (dQkv is null) return;
+        AttentionKernels.Backward(y.Grad.ReadOnlySpan, qkv.ReadOnlySpan, probs.ReadOnlySpan, dQkv.Span, qkv.Dim(0), qkv.Dim(1), y.Dim(2), heads,
+            accumulate: !fresh);
     }
 }

@@ -39,7 +39,8 @@ public static partial class Ops
         if (y.Grad is null) return;
         int inDim = x.Dim(-1), outDim = weight.Dim(0), n = x.Length / Math.Max(1, inDim);
         var dy = y.Grad.ReadOnlySpan;
-        if (tape.GradOf(x) is { } dx) GemmKernels.MatMul(dy, weight.ReadOnlySpan, dx.Span, n, inDim, outDim, accumulate: true);
+        // A gradient buffer made here is written whole by the GEMM: no zero-fill, no read of zeros.
+        if (tape.GradOf(x, out bool fresh) is { } dx) GemmKernels.MatMul(dy, weight.ReadOnlySpan, dx.Span, n, inDim, outDim, accumulate: !fresh);
         if (tape.GradOf(weight) is { } dw) GemmKernels.MatMulTN(dy, x.ReadOnlySpan, dw.Span, outDim, inDim, n, accumulate: true);
         if (tape.GradOf(bias) is { } db) CrossKernels.ColumnSum(dy, db.Span, n, outDim, accumulate: true);
     }

@@ -88,9 +88,16 @@ public class AttentionKernelTests
                 TestData.AssertClose(y, ey, 1e-4, 1e-5, $"output B={batch} T={t} dh={dh} H={heads}");
                 TestData.AssertClose(p, ep, 1e-4, 1e-6, $"probs B={batch} T={t} dh={dh} H={heads}");
                 var dq = TestData.Floats(qkv.Length, 300);
+                var dq0 = (float[])dq.Clone();
                 for (int i = 0; i < edq.Length; i++) edq[i] += dq[i];
                 AttentionKernels.Backward(dy, qkv, p, dq, batch, t, d, heads);
                 TestData.AssertClose(dq, edq, 1e-4, 1e-5, $"dQkv B={batch} T={t} dh={dh} H={heads}");
+                // Overwrite mode: a NaN-poisoned buffer comes out as the gradient alone.
+                var fresh = new float[qkv.Length];
+                Array.Fill(fresh, float.NaN);
+                AttentionKernels.Backward(dy, qkv, p, fresh, batch, t, d, heads, accumulate: false);
+                for (int i = 0; i < edq.Length; i++) edq[i] -= dq0[i];
+                TestData.AssertClose(fresh, edq, 1e-4, 1e-5, $"dQkv overwrite B={batch} T={t} dh={dh} H={heads}");
             }
     }
 
