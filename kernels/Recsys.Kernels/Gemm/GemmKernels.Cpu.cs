@@ -435,7 +435,15 @@ public static partial class GemmKernels
         {
             int h = Math.Min(mr, mc - ir);
             float* panel = dst + (long)ir * kc;
-            if (ars == 1)
+            if (ars == 1 && h == 8 && mr == 8 && Vector256.IsHardwareAccelerated)
+            {
+                // A stored transposed ([k, m]), full AVX-512 panel: each k step's 8 values are one Vector256.
+                // (The weight gradient's A is dYᵀ with k = batch: this copy runs once per k step of every panel.)
+                float* src = a + p0 * acs + i0 + ir;
+                float* d = panel;
+                for (int p = 0; p < kc; p++, src += acs, d += 8) Vector256.Load(src).Store(d);
+            }
+            else if (ars == 1)
             {
                 // A stored transposed ([k, m]): each k step's mr values are contiguous.
                 for (int p = 0; p < kc; p++)
