@@ -26,8 +26,8 @@ internal static unsafe class EmbeddingBagLab
         ("v0 ceiling: copy each bag's first row, sample order", CopyCeiling),
         ("v1 table order, no prefetch", (t, i, o, y) => TableOrder(t, i, o, y, prefetch: false)),
         ("v2 table order, prefetch 8 bags ahead", (t, i, o, y) => TableOrder(t, i, o, y, prefetch: true)),
-        ("v3 sample order, prefetch 16 bags ahead", SampleOrder),
         ("v4 production ForwardTables", Production),
+        ("v3 sample order, prefetch 16 bags ahead", SampleOrder),
         ("v5 table order, output [F, B, D] (peer's fused layout)", (t, i, o, y) => RunMode(t, i, o, y, 4)),
     };
 
