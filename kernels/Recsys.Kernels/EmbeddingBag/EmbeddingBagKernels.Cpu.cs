@@ -116,7 +116,7 @@ public static unsafe partial class EmbeddingBagKernels
             var bm = new ForwardSampleMajorBody
             {
                 Tables = tables, TableCount = tableCount, Batch = batch, Dim = dim, Indices = idx, Offsets = off, Psw = psw, Mean = mode == PoolingMode.Mean,
-                Output = output, Stride = stride, Offset = offset, Items = items, Bad = bad,
+                Output = output, Stride = stride, Offset = offset, Items = items, Bad = bad, IndexEnd = off[items],
             };
             KernelParallelism.For(chunks, ref bm);
         }
@@ -125,7 +125,7 @@ public static unsafe partial class EmbeddingBagKernels
             var body = new ForwardBody
             {
                 Tables = tables, Batch = batch, Dim = dim, Indices = idx, Offsets = off, Psw = psw, Mean = mode == PoolingMode.Mean,
-                Output = output, Stride = stride, Offset = offset, Items = items, Bad = bad,
+                Output = output, Stride = stride, Offset = offset, Items = items, Bad = bad, IndexEnd = off[items],
             };
             KernelParallelism.For(chunks, ref body);
         }
@@ -145,32 +145,37 @@ public static unsafe partial class EmbeddingBagKernels
     private struct ForwardBody : IChunkBody
     {
         public TablePtr* Tables;
-        public int Batch, Dim, Items, Stride, Offset;
+        public int Batch, Dim, Items, Stride, Offset, IndexEnd;
         public int* Indices, Offsets;
         public float* Psw, Output;
         public bool Mean;
         public long* Bad;
 
-        public void Run(int chunk, int chunks)
+        public readonly void Run(int chunk, int chunks)
         {
+            // Fields copied to locals (see ForwardSampleMajorBody): no reloads after every store through a pointer.
+            TablePtr* tables = Tables;
+            int batch = Batch, dim = Dim, stride = Stride, offset = Offset, indexEnd = IndexEnd;
+            int* indices = Indices, offsets = Offsets;
+            float* psw = Psw, output = Output;
+            bool mean = Mean;
             var (start, end) = KernelParallelism.Range(Items, chunks, chunk);
-            int f = start / Batch, b = start - f * Batch;
+            int f = start / batch, b = start - f * batch;
             for (int i = start; i < end; i++)
             {
                 // Rows are random gathers from tables far larger than the caches: ask for the first row
-                // of a bag a few bags ahead (long bags prefetch inside PoolBag).
+                // of a bag a few bags ahead (long bags prefetch inside PoolBag). A hint only, see the sample-major body.
                 int ahead = i + BagPrefetchDistance;
-                if (ahead < end && Offsets[ahead] < Offsets[ahead + 1])
+                if (ahead < end)
                 {
-                    TablePtr* ta = Tables + ahead / Batch;
-                    uint id = (uint)Indices[Offsets[ahead]];
-                    if (id < (uint)ta->Rows) PrefetchRow(ta->Weight + id * (long)Dim, Dim);
+                    int pos = offsets[ahead];
+                    if (pos < indexEnd) PrefetchRow(tables[ahead / batch].Weight + (uint)indices[pos] * (long)dim, dim);
                 }
-                TablePtr* t = Tables + f;
-                float* dst = Output + (long)b * Stride + Offset + (long)f * Dim;
-                int badPos = PoolBag(t->Weight, t->Rows, Dim, Indices, Offsets[i], Offsets[i + 1], Psw, Mean, dst);
+                TablePtr* t = tables + f;
+                float* dst = output + (long)b * stride + offset + (long)f * dim;
+                int badPos = PoolBag(t->Weight, t->Rows, dim, indices, offsets[i], offsets[i + 1], psw, mean, dst);
                 if (badPos >= 0) { Bad[chunk] = badPos; return; }
-                if (++b == Batch) { b = 0; f++; }
+                if (++b == batch) { b = 0; f++; }
             }
         }
     }
@@ -188,38 +193,61 @@ public static unsafe partial class EmbeddingBagKernels
     private struct ForwardSampleMajorBody : IChunkBody
     {
         public TablePtr* Tables;
-        public int TableCount, Batch, Dim, Items, Stride, Offset;
+        public int TableCount, Batch, Dim, Items, Stride, Offset, IndexEnd;
         public int* Indices, Offsets;
         public float* Psw, Output;
         public bool Mean;
         public long* Bad;
 
-        public void Run(int chunk, int chunks)
+        public readonly void Run(int chunk, int chunks)
         {
+            // Fields are copied to locals: the row stores go through raw pointers, which the JIT must assume may
+            // alias this struct, so field reads inside the loop would be reloaded after every store.
+            TablePtr* tables = Tables;
+            int tableCount = TableCount, batch = Batch, dim = Dim, stride = Stride, offset = Offset, indexEnd = IndexEnd;
+            int* indices = Indices, offsets = Offsets;
+            float* psw = Psw, output = Output;
+            bool mean = Mean, rowCopy = dim == 64 && psw == null && Vector512.IsHardwareAccelerated;
+            long bad = long.MaxValue;
             var (start, end) = KernelParallelism.Range(Items, chunks, chunk);
-            int b = start / TableCount, f = start - b * TableCount;
+            int b = start / tableCount, f = start - b * tableCount;
             const int dist = SampleMajorPrefetchDistance;
-            int ab = (start + dist) / TableCount, af = (start + dist) - ab * TableCount;
+            int ab = (start + dist) / tableCount, af = (start + dist) - ab * tableCount;
             for (int i = start; i < end; i++)
             {
                 if (i + dist < end)
                 {
-                    int bagA = af * Batch + ab;
-                    if (Offsets[bagA] < Offsets[bagA + 1])
-                    {
-                        TablePtr* ta = Tables + af;
-                        uint id = (uint)Indices[Offsets[bagA]];
-                        if (id < (uint)ta->Rows) PrefetchRow(ta->Weight + id * (long)Dim, Dim);
-                    }
+                    // A hint only: no check that the bag is non-empty or the id in range (a prefetch never faults,
+                    // and an empty bag's position is the next bag's first id); only the read of the id itself
+                    // must stay inside the indices.
+                    int pos = offsets[af * batch + ab];
+                    if (pos < indexEnd) PrefetchRow(tables[af].Weight + (uint)indices[pos] * (long)dim, dim);
                 }
-                if (++af == TableCount) { af = 0; ab++; }
-                TablePtr* t = Tables + f;
-                int bag = f * Batch + b;
-                float* dst = Output + (long)b * Stride + Offset + (long)f * Dim;
-                int badPos = PoolBag(t->Weight, t->Rows, Dim, Indices, Offsets[bag], Offsets[bag + 1], Psw, Mean, dst);
-                if (badPos >= 0) { Bad[chunk] = Math.Min(Bad[chunk], badPos); }
-                if (++f == TableCount) { f = 0; b++; }
+                if (++af == tableCount) { af = 0; ab++; }
+                TablePtr* t = tables + f;
+                int bag = f * batch + b;
+                float* dst = output + (long)b * stride + offset + (long)f * dim;
+                int p0 = offsets[bag], p1 = offsets[bag + 1];
+                if (rowCopy && p1 - p0 == 1)
+                {
+                    // One id, one 256-byte row (pooling 1, every DLRM's case): sum and mean are both the row itself.
+                    uint id = (uint)indices[p0];
+                    if (id < (uint)t->Rows)
+                    {
+                        float* r = t->Weight + id * 64L;
+                        Vector512.Load(r).Store(dst); Vector512.Load(r + 16).Store(dst + 16);
+                        Vector512.Load(r + 32).Store(dst + 32); Vector512.Load(r + 48).Store(dst + 48);
+                    }
+                    else bad = Math.Min(bad, p0);
+                }
+                else
+                {
+                    int badPos = PoolBag(t->Weight, t->Rows, dim, indices, p0, p1, psw, mean, dst);
+                    if (badPos >= 0) bad = Math.Min(bad, badPos);
+                }
+                if (++f == tableCount) { f = 0; b++; }
             }
+            Bad[chunk] = bad;
         }
     }
 
