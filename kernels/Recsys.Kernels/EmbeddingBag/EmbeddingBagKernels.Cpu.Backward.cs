@@ -286,45 +286,69 @@ public static unsafe partial class EmbeddingBagKernels
         public SparseUpdateKind Kind;
         public float Lr, Eps, Beta1, Beta2, StepSize;
 
-        public void Run(int chunk, int chunks)
+        public readonly void Run(int chunk, int chunks)
         {
+            // Fields in locals: the row updates store through pointers, which would force a reload of every field.
+            TablePtr* tables = Tables;
+            int batch = Batch, dim = Dim, base0 = Base, stride = Stride, offset = Offset;
+            int* offsets = Offsets, posBag = PosBag, segEnd = SegEnd, uniqueBase = UniqueBase, collectIds = CollectIds;
+            float* dOut = DOut, posScale = PosScale, collectGrads = CollectGrads;
+            ulong* allKeys = Keys;
+            var kind = Kind;
+            float lr = Lr;
             var (start, end) = KernelParallelism.Range(Total, chunks, chunk);
-            int dim = Dim;
             int f = 0;
-            while (start >= UniqueBase[f + 1]) f++;
+            while (start >= uniqueBase[f + 1]) f++;
+            int fa = f; // table of the row being prefetched
             for (int u = start; u < end; u++)
             {
-                while (u >= UniqueBase[f + 1]) f++;
-                int lb = Offsets[f * Batch] - Base;
-                int local = u - UniqueBase[f];
-                int segStart = local == 0 ? 0 : SegEnd[lb + local - 1];
-                int segEnd = SegEnd[lb + local];
-                ulong* keys = Keys + lb;
+                // Each unique row is a random read-modify-write of its table row plus random reads of dOutput rows:
+                // latency-bound unless the next rows are requested early. Prefetch the table row (and optimizer
+                // state) and the first dOutput row of the unique row a few ahead.
+                int ua = u + UpdatePrefetchDistance;
+                if (ua < end)
+                {
+                    while (ua >= uniqueBase[fa + 1]) fa++;
+                    int lbA = offsets[fa * batch] - base0, localA = ua - uniqueBase[fa];
+                    ulong keyA = allKeys[lbA + (localA == 0 ? 0 : segEnd[lbA + localA - 1])];
+                    TablePtr* tA = tables + fa;
+                    long rowA = (long)(keyA >> 32) * dim;
+                    PrefetchRow(tA->Weight + rowA, dim);
+                    if (kind == SparseUpdateKind.Adam) { PrefetchRow(tA->State1 + rowA, dim); PrefetchRow(tA->State2 + rowA, dim); }
+                    PrefetchRow(dOut + offset + (long)fa * dim + (long)posBag[lbA + (int)(uint)keyA] * stride, dim);
+                }
+
+                while (u >= uniqueBase[f + 1]) f++;
+                int lb = offsets[f * batch] - base0;
+                int local = u - uniqueBase[f];
+                int segStart = local == 0 ? 0 : segEnd[lb + local - 1];
+                int segStop = segEnd[lb + local];
+                ulong* keys = allKeys + lb;
                 int id = (int)(keys[segStart] >> 32);
-                float* g = CollectGrads != null ? CollectGrads + (long)u * dim : Scratch + (long)chunk * ScratchStride;
-                float* dBase = DOut + Offset + (long)f * dim;
-                for (int i = segStart; i < segEnd; i++)
+                float* g = collectGrads != null ? collectGrads + (long)u * dim : Scratch + (long)chunk * ScratchStride;
+                float* dBase = dOut + offset + (long)f * dim;
+                for (int i = segStart; i < segStop; i++)
                 {
                     int lp = (int)(uint)keys[i];
-                    float* src = dBase + (long)PosBag[lb + lp] * Stride;
-                    if (i == segStart) Scale(PosScale[lb + lp], src, g, dim);
-                    else Axpy(PosScale[lb + lp], src, g, dim);
+                    float* src = dBase + (long)posBag[lb + lp] * stride;
+                    if (i == segStart) Scale(posScale[lb + lp], src, g, dim);
+                    else Axpy(posScale[lb + lp], src, g, dim);
                 }
-                TablePtr* t = Tables + f;
+                TablePtr* t = tables + f;
                 long row = (long)id * dim;
-                switch (Kind)
+                switch (kind)
                 {
                     case SparseUpdateKind.Collect:
-                        CollectIds[u] = id;
+                        collectIds[u] = id;
                         break;
                     case SparseUpdateKind.Sgd:
-                        Axpy(-Lr, g, t->Weight + row, dim);
+                        Axpy(-lr, g, t->Weight + row, dim);
                         break;
                     case SparseUpdateKind.RowwiseAdagrad:
                     {
                         float st = t->State1[id] + SumSquares(g, dim) / dim;
                         t->State1[id] = st;
-                        Axpy(-Lr / (MathF.Sqrt(st) + Eps), g, t->Weight + row, dim);
+                        Axpy(-lr / (MathF.Sqrt(st) + Eps), g, t->Weight + row, dim);
                         break;
                     }
                     case SparseUpdateKind.Adam:
@@ -334,6 +358,9 @@ public static unsafe partial class EmbeddingBagKernels
             }
         }
     }
+
+    /// <summary>Unique rows between a prefetch and the update that uses it.</summary>
+    private const int UpdatePrefetchDistance = 8;
 
     // ------------------------------------------------------------------ row primitives (widest vector first, scalar tail)
 
