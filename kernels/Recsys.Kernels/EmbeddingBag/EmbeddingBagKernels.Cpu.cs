@@ -161,10 +161,13 @@ public static unsafe partial class EmbeddingBagKernels
             bool mean = Mean;
             var (start, end) = KernelParallelism.Range(Items, chunks, chunk);
             int f = start / batch, b = start - f * batch;
+            // Bags of one table are consecutive in the indices: PoolBag's row prefetch runs ahead across bag
+            // boundaries up to the end of this chunk's part of the table.
+            int tableEnd = offsets[Math.Min((f + 1) * batch, end)];
             for (int i = start; i < end; i++)
             {
-                // Rows are random gathers from tables far larger than the caches: ask for the first row
-                // of a bag a few bags ahead (long bags prefetch inside PoolBag). A hint only, see the sample-major body.
+                // Rows are random gathers from tables far larger than the caches: also ask for the first row of a
+                // bag a few bags ahead, which covers short bags. A hint only, see the sample-major body.
                 int ahead = i + BagPrefetchDistance;
                 if (ahead < end)
                 {
@@ -173,9 +176,9 @@ public static unsafe partial class EmbeddingBagKernels
                 }
                 TablePtr* t = tables + f;
                 float* dst = output + (long)b * stride + offset + (long)f * dim;
-                int badPos = PoolBag(t->Weight, t->Rows, dim, indices, offsets[i], offsets[i + 1], psw, mean, dst);
+                int badPos = PoolBag(t->Weight, t->Rows, dim, indices, offsets[i], offsets[i + 1], tableEnd, psw, mean, dst);
                 if (badPos >= 0) { Bad[chunk] = badPos; return; }
-                if (++b == batch) { b = 0; f++; }
+                if (++b == batch) { b = 0; f++; tableEnd = offsets[Math.Min((f + 1) * batch, end)]; }
             }
         }
     }
@@ -253,7 +256,7 @@ public static unsafe partial class EmbeddingBagKernels
 
     private const int SampleMajorPrefetchDistance = 16;
     private const int BagPrefetchDistance = 8;
-    private const int RowPrefetchDistance = 8;
+    private const int RowPrefetchDistance = 16;
 
     /// <summary>Prefetches up to the first 256 bytes (4 cache lines) of a row; a hint only, it never faults.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -267,8 +270,17 @@ public static unsafe partial class EmbeddingBagKernels
     }
 
     /// <summary>Pools one bag into dst[0..dim); returns -1, or the first position whose id is out of range (dst then undefined).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static int PoolBag(float* w, int rows, int dim, int* idx, int start, int end, float* psw, bool mean, float* dst)
+        => PoolBag(w, rows, dim, idx, start, end, end, psw, mean, dst);
+
+    /// <summary>
+    /// As above; rows are prefetched <see cref="RowPrefetchDistance"/> ids ahead up to <paramref name="prefetchEnd"/>
+    /// (≥ end): when the following bags of the same table come next in <paramref name="idx"/>, the prefetch runs on
+    /// across the bag boundary, so a bag's first rows are already on their way when it starts.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static int PoolBag(float* w, int rows, int dim, int* idx, int start, int end, int prefetchEnd, float* psw, bool mean, float* dst)
     {
         int len = end - start;
         if (len <= 0)
@@ -292,7 +304,7 @@ public static unsafe partial class EmbeddingBagKernels
                 {
                     for (int p = start; p < end; p++)
                     {
-                        if (p + RowPrefetchDistance < end) PrefetchRow(w + idx[p + RowPrefetchDistance] * ld + c, dim - c);
+                        if (p + RowPrefetchDistance < prefetchEnd) PrefetchRow(w + (uint)idx[p + RowPrefetchDistance] * ld + c, dim - c);
                         float* r = w + idx[p] * ld + c;
                         a0 += Vector512.Load(r); a1 += Vector512.Load(r + 16);
                         a2 += Vector512.Load(r + 32); a3 += Vector512.Load(r + 48);
