@@ -62,6 +62,55 @@ public class KMeansKernelsTests
     }
 
     [Test]
+    public void Update_ManyPointsAcrossThreads_MatchesFloat64Means([Values(1, 2)] int threads)
+    {
+        int saved = Recsys.Kernels.Common.KernelParallelism.MaxThreads;
+        try
+        {
+            Recsys.Kernels.Common.KernelParallelism.MaxThreads = threads;
+            int n = 30_011, k = 9, d = 37; // d hits the 16-wide loop and the scalar tail
+            var x = TestData.Floats(n * d, 8);
+            var a = TestData.Ints(n, k, 9);
+            var c = new float[k * d];
+            var counts = new int[k];
+            KMeansKernels.Update(x, a, n, k, d, c, counts);
+            var expected = new double[k * d];
+            var expCounts = new int[k];
+            for (int i = 0; i < n; i++) { expCounts[a[i]]++; for (int p = 0; p < d; p++) expected[a[i] * d + p] += x[i * d + p]; }
+            for (int j = 0; j < k; j++) for (int p = 0; p < d; p++) expected[j * d + p] /= expCounts[j];
+            Assert.That(counts, Is.EqualTo(expCounts));
+            TestData.AssertClose(c, expected, 1e-6, 1e-6, $"centroids, {threads} thread(s)");
+        }
+        finally { Recsys.Kernels.Common.KernelParallelism.MaxThreads = saved; }
+    }
+
+    [Test]
+    public void Update_SeveralOutOfRangeAcrossChunks_ThrowsNamingTheFirst()
+    {
+        int n = 40_000, k = 4, d = 16;
+        var a = new int[n];
+        a[39_000] = 9;
+        a[20_001] = -1;
+        var ex = Assert.Throws<ArgumentOutOfRangeException>(() => KMeansKernels.Update(new float[n * d], a, n, k, d, new float[k * d], new int[k]));
+        Assert.That(ex!.Message, Does.Contain("assignment[20001] = -1"));
+    }
+
+    [Test]
+    public void Assign_TiedCentroids_PicksTheLowestIndex([Values(5, 16, 40)] int k)
+    {
+        // Centroids j and j + 1 identical for every even j: each point's best pair is a tie the lower index must win.
+        int n = 50, d = 8;
+        var x = TestData.Floats(n * d, 11);
+        var c = TestData.Floats(k * d, 12);
+        for (int j = 0; j + 1 < k; j += 2) Array.Copy(c, j * d, c, (j + 1) * d, d);
+        var got = new int[n];
+        KMeansKernels.Assign(x, c, n, k, d, got);
+        for (int i = 0; i < n; i++)
+            if (got[i] % 2 == 1)
+                Assert.Fail($"row {i}: picked {got[i]}, but its twin {got[i] - 1} scores the same and has the lower index");
+    }
+
+    [Test]
     public void Update_AssignmentOutOfRange_ThrowsNamingIndex()
     {
         var ex = Assert.Throws<ArgumentOutOfRangeException>(() =>
