@@ -368,7 +368,8 @@ public static partial class GemmKernels
                             if (last && epilogue)
                             {
                                 float* bias = g.Bias == null ? null : g.Bias + jc + jr;
-                                for (int r = 0; r < mrr; r++) Epilogue(cTile + r * ldc, nrr, bias, g.Activation);
+                                if (mrr == 8 && nrr == 32 && Vector512.IsHardwareAccelerated) EpilogueTile8x32(cTile, ldc, bias, g.Activation);
+                                else for (int r = 0; r < mrr; r++) Epilogue(cTile + r * ldc, nrr, bias, g.Activation);
                             }
                         }
                     }
@@ -479,6 +480,26 @@ public static partial class GemmKernels
     }
 
     /// <summary>row[j] = act(row[j] + bias[j]) for j &lt; len; <paramref name="bias"/> may be null.</summary>
+    /// <summary>
+    /// The epilogue of one full 8×32 tile in one inlined pass (bias loaded once, 16 vectors): with a short k (a token
+    /// projection, k = 64) eight calls of the row epilogue cost a third of the tile's FMAs.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void EpilogueTile8x32(float* c, long ldc, float* bias, Activation activation)
+    {
+        var b0 = bias == null ? Vector512<float>.Zero : Vector512.Load(bias);
+        var b1 = bias == null ? Vector512<float>.Zero : Vector512.Load(bias + 16);
+        for (int r = 0; r < 8; r++, c += ldc)
+        {
+            var v0 = Vector512.Load(c) + b0;
+            var v1 = Vector512.Load(c + 16) + b1;
+            if (activation == Activation.Relu) { v0 = Vector512.Max(v0, Vector512<float>.Zero); v1 = Vector512.Max(v1, Vector512<float>.Zero); }
+            else if (activation == Activation.Sigmoid) { v0 = VectorMath.Sigmoid(v0); v1 = VectorMath.Sigmoid(v1); }
+            v0.Store(c);
+            v1.Store(c + 16);
+        }
+    }
+
     private static unsafe void Epilogue(float* row, int len, float* bias, Activation activation)
     {
         int j = 0;
@@ -491,7 +512,7 @@ public static partial class GemmKernels
                 v = activation switch
                 {
                     Activation.Relu => Vector512.Max(v, Vector512<float>.Zero),
-                    Activation.Sigmoid => Vector512<float>.One / (Vector512<float>.One + Vector512.Exp(-v)),
+                    Activation.Sigmoid => VectorMath.Sigmoid(v),
                     _ => v,
                 };
                 v.Store(row + j);

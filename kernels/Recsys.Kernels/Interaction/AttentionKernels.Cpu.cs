@@ -102,7 +102,7 @@ public static unsafe class AttentionKernels
         for (int c = 0; c < tp; c += 16)
         {
             var x = Vector512.ConditionalSelect(ValidLanes(c, t), (Vector512.Load(s + c) - vm) * vs, negInf);
-            var e = RowMath.ExpNonPositive(x);
+            var e = VectorMath.ExpNonPositive(x);
             e.Store(s + c);
             sum += e;
         }
