@@ -55,6 +55,7 @@ public sealed class Workloads
 
     public void Run(string id)
     {
+        CollectGarbage();
         switch (id)
         {
             case "W1": W1(); break;
@@ -67,6 +68,17 @@ public sealed class Workloads
             case "W8": W8(); break;
             default: throw new ArgumentException($"Unknown workload '{id}': expected one of {string.Join(", ", All)}.");
         }
+    }
+
+    /// <summary>
+    /// Frees the previous workload's tables and buffers (hundreds of MB) before the next one allocates its own, so no
+    /// background collection of them runs on the second core while a workload is being timed.
+    /// </summary>
+    private static void CollectGarbage()
+    {
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: false);
+        GC.WaitForPendingFinalizers();
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: false);
     }
 
     private JsonObject Detail(StepStats s, params (string Key, double Value)[] extra)
@@ -329,6 +341,7 @@ public sealed class Workloads
         var w6 = new JsonObject();
         foreach (int b in new[] { Batch, Tiny ? 16 : _quick ? 32 : 256 })
         {
+            CollectGarbage();
             var rng = new Rng(6);
             var model = RankingModel.Create(W6Config(), rng, Device);
             var trainer = new Trainer(model, new TrainingOptions { Optimizer = OptimizerKind.Sgd, LearningRate = 0.1f, BatchSize = b });
