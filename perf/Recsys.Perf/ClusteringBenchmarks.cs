@@ -94,27 +94,6 @@ public class ClusteringBenchmarks
 
 internal sealed class ClusteringConfig : ManualConfig
 {
-    public ClusteringConfig() => this.AddSimdJobs().AddColumn(new FixedFlopsColumn(2.0 * ClusteringBenchmarks.N * ClusteringBenchmarks.K * ClusteringBenchmarks.D));
-}
-
-/// <summary>GFLOP/s for a benchmark whose FLOP count does not depend on parameters.</summary>
-internal sealed class FixedFlopsColumn(double flops) : IColumn
-{
-    public string Id => nameof(FixedFlopsColumn);
-    public string ColumnName => "GFLOP/s";
-    public bool AlwaysShow => true;
-    public ColumnCategory Category => ColumnCategory.Custom;
-    public int PriorityInCategory => 0;
-    public bool IsNumeric => true;
-    public UnitType UnitType => UnitType.Dimensionless;
-    public string Legend => $"{flops / 1e9:F2} GFLOP per call / mean time";
-    public bool IsAvailable(Summary summary) => true;
-    public bool IsDefault(Summary summary, BenchmarkCase benchmarkCase) => false;
-    public string GetValue(Summary summary, BenchmarkCase benchmarkCase) => GetValue(summary, benchmarkCase, SummaryStyle.Default);
-
-    public string GetValue(Summary summary, BenchmarkCase benchmarkCase, SummaryStyle style)
-    {
-        var mean = summary[benchmarkCase]?.ResultStatistics?.Mean;
-        return mean is null ? "-" : (flops / mean.Value).ToString("F1", System.Globalization.CultureInfo.InvariantCulture);
-    }
+    public ClusteringConfig() => this.AddSimdJobs().AddColumn(
+        new GflopsColumn("2·n·k·d", _ => 2.0 * ClusteringBenchmarks.N * ClusteringBenchmarks.K * ClusteringBenchmarks.D));
 }

@@ -106,28 +106,5 @@ public class GemmBenchmarks
 
 internal sealed class GemmConfig : ManualConfig
 {
-    public GemmConfig() => this.AddSimdJobs().AddColumn(new GflopsColumn());
-}
-
-/// <summary>Achieved GFLOP/s = 2·m·n·k / mean time.</summary>
-internal sealed class GflopsColumn : IColumn
-{
-    public string Id => nameof(GflopsColumn);
-    public string ColumnName => "GFLOP/s";
-    public bool AlwaysShow => true;
-    public ColumnCategory Category => ColumnCategory.Custom;
-    public int PriorityInCategory => 0;
-    public bool IsNumeric => true;
-    public UnitType UnitType => UnitType.Dimensionless;
-    public string Legend => "Achieved single-precision GFLOP/s (2·m·n·k / mean)";
-    public bool IsAvailable(Summary summary) => true;
-    public bool IsDefault(Summary summary, BenchmarkCase benchmarkCase) => false;
-    public string GetValue(Summary summary, BenchmarkCase benchmarkCase) => GetValue(summary, benchmarkCase, SummaryStyle.Default);
-
-    public string GetValue(Summary summary, BenchmarkCase benchmarkCase, SummaryStyle style)
-    {
-        if (benchmarkCase.Parameters["Shape"] is not GemmShape shape) return "-";
-        var mean = summary[benchmarkCase]?.ResultStatistics?.Mean;
-        return mean is > 0 ? (shape.Flops / mean.Value).ToString("F1") : "-"; // flops per ns = GFLOP/s
-    }
+    public GemmConfig() => this.AddSimdJobs().AddColumn(new GflopsColumn("2·m·n·k", c => c.Parameters["Shape"] is GemmShape s ? s.Flops : null));
 }

@@ -36,11 +36,12 @@ internal static unsafe class KernelWorkerPool
     private static long s_generation;      // bumped once per job
     private static int s_sleepers;         // workers blocked in Monitor.Wait
     private static int s_busy;             // 1 while a job owns the pool
+    private static int s_workerCount;      // Workers.Count, readable without the lock
 
     [ThreadStatic] private static bool t_isWorker;
 
     /// <summary>Threads started so far (they live for the process).</summary>
-    public static int WorkerCount { get { lock (Gate) return Workers.Count; } }
+    public static int WorkerCount => Volatile.Read(ref s_workerCount);
 
     /// <summary>Runs chunks 0..chunks-1 of <paramref name="body"/> on up to <paramref name="threads"/> threads, the caller included.</summary>
     public static void Run<TBody>(int chunks, ref TBody body, int threads) where TBody : struct, IChunkBody
@@ -114,7 +115,6 @@ internal static unsafe class KernelWorkerPool
         }
     }
 
-    private static int s_workerCount;
 
     private static void WorkerLoop(int index)
     {

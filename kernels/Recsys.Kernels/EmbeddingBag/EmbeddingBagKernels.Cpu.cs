@@ -111,24 +111,13 @@ public static unsafe partial class EmbeddingBagKernels
         int chunks = KernelParallelism.Chunks(items, costPerBag);
         long* bad = stackalloc long[chunks];
         for (int c = 0; c < chunks; c++) bad[c] = long.MaxValue;
-        if (lookups <= (long)ShortBagLength * items)
+        var body = new ForwardBody
         {
-            var bm = new ForwardSampleMajorBody
-            {
-                Tables = tables, TableCount = tableCount, Batch = batch, Dim = dim, Indices = idx, Offsets = off, Psw = psw, Mean = mode == PoolingMode.Mean,
-                Output = output, Stride = stride, Offset = offset, Items = items, Bad = bad, IndexEnd = off[items],
-            };
-            KernelParallelism.For(chunks, ref bm);
-        }
-        else
-        {
-            var body = new ForwardBody
-            {
-                Tables = tables, Batch = batch, Dim = dim, Indices = idx, Offsets = off, Psw = psw, Mean = mode == PoolingMode.Mean,
-                Output = output, Stride = stride, Offset = offset, Items = items, Bad = bad, IndexEnd = off[items],
-            };
-            KernelParallelism.For(chunks, ref body);
-        }
+            Tables = tables, TableCount = tableCount, Batch = batch, Dim = dim, Indices = idx, Offsets = off, Psw = psw, Mean = mode == PoolingMode.Mean,
+            Output = output, Stride = stride, Offset = offset, Items = items, Bad = bad, IndexEnd = off[items],
+            SampleOrder = lookups <= (long)ShortBagLength * items,
+        };
+        KernelParallelism.For(chunks, ref body);
         long first = long.MaxValue;
         for (int c = 0; c < chunks; c++) first = Math.Min(first, bad[c]);
         if (first != long.MaxValue) ThrowBadId(tables, tableCount, batch, off, idx, (int)first);
@@ -142,18 +131,28 @@ public static unsafe partial class EmbeddingBagKernels
         throw new EmbeddingIndexOutOfRangeException(f, position, idx[position], tables[f].Rows);
     }
 
+    /// <summary>
+    /// Pools bags (f, b) of chunk <c>chunk</c>: table by table (<see cref="TableOrder"/>) or, for short bags, sample by
+    /// sample (<see cref="SampleOrderRun"/>; see <see cref="ShortBagLength"/>).
+    /// </summary>
     private struct ForwardBody : IChunkBody
     {
         public TablePtr* Tables;
-        public int Batch, Dim, Items, Stride, Offset, IndexEnd;
+        public int TableCount, Batch, Dim, Items, Stride, Offset, IndexEnd;
         public int* Indices, Offsets;
         public float* Psw, Output;
-        public bool Mean;
+        public bool Mean, SampleOrder;
         public long* Bad;
 
         public readonly void Run(int chunk, int chunks)
         {
-            // Fields copied to locals (see ForwardSampleMajorBody): no reloads after every store through a pointer.
+            if (SampleOrder) SampleOrderRun(chunk, chunks);
+            else TableOrder(chunk, chunks);
+        }
+
+        private readonly void TableOrder(int chunk, int chunks)
+        {
+            // Fields copied to locals (see SampleOrderRun): no reloads after every store through a pointer.
             TablePtr* tables = Tables;
             int batch = Batch, dim = Dim, stride = Stride, offset = Offset, indexEnd = IndexEnd;
             int* indices = Indices, offsets = Offsets;
@@ -181,28 +180,9 @@ public static unsafe partial class EmbeddingBagKernels
                 if (++b == batch) { b = 0; f++; tableEnd = offsets[Math.Min((f + 1) * batch, end)]; }
             }
         }
-    }
 
-    /// <summary>
-    /// Bags at most this long on average are pooled sample by sample (all tables of sample b, then b+1), longer ones
-    /// table by table. Short bags are dominated by the output write: in sample order the [B, F, D] output is written
-    /// sequentially instead of with an F·D stride (W1 pooling 1, 26 x 100k x 64: 27 → 37 M lookups/s). Long bags are
-    /// dominated by row reads, which hit the caches more often when one table is read at a time (pooling 32: table
-    /// order 70 M lookups/s, sample order 54 M).
-    /// </summary>
-    private const int ShortBagLength = 4;
-
-    /// <summary>Sample-major pooling for short bags: item i is bag (f = i mod F, b = i / F), prefetched a fixed distance ahead.</summary>
-    private struct ForwardSampleMajorBody : IChunkBody
-    {
-        public TablePtr* Tables;
-        public int TableCount, Batch, Dim, Items, Stride, Offset, IndexEnd;
-        public int* Indices, Offsets;
-        public float* Psw, Output;
-        public bool Mean;
-        public long* Bad;
-
-        public readonly void Run(int chunk, int chunks)
+        /// <summary>Sample-order pooling for short bags: item i is bag (f = i mod F, b = i / F), prefetched a fixed distance ahead.</summary>
+        private readonly void SampleOrderRun(int chunk, int chunks)
         {
             // Fields are copied to locals: the row stores go through raw pointers, which the JIT must assume may
             // alias this struct, so field reads inside the loop would be reloaded after every store.
@@ -253,6 +233,15 @@ public static unsafe partial class EmbeddingBagKernels
             Bad[chunk] = bad;
         }
     }
+
+    /// <summary>
+    /// Bags at most this long on average are pooled sample by sample (all tables of sample b, then b+1), longer ones
+    /// table by table. Short bags are dominated by the output write: in sample order the [B, F, D] output is written
+    /// sequentially instead of with an F·D stride (W1 pooling 1, 26 x 100k x 64: 27 → 37 M lookups/s). Long bags are
+    /// dominated by row reads, which hit the caches more often when one table is read at a time (pooling 32: table
+    /// order 70 M lookups/s, sample order 54 M).
+    /// </summary>
+    private const int ShortBagLength = 4;
 
     private const int SampleMajorPrefetchDistance = 16;
     private const int BagPrefetchDistance = 8;

@@ -44,31 +44,24 @@ public static class ReduceGpuKernels
 
     /// <summary>output[0] = Σ x[0..n).</summary>
     public static void Sum(GpuDevice device, ArrayView<float> x, ArrayView<float> output, int n)
-    {
-        ArgumentNullException.ThrowIfNull(device);
-        GpuKernelUtil.NonNegative(n, nameof(n), nameof(Sum));
-        GpuKernelUtil.AtLeast(x, n, nameof(x), nameof(Sum));
-        GpuKernelUtil.AtLeast(output, 1, nameof(output), nameof(Sum));
-        var set = device.Kernels<KernelSet>();
-        int g = device.ReductionGroupSize;
-        int groups = Math.Clamp(GpuKernelUtil.Blocks(n, g * 4), 1, MaxPartials);
-        using var partials = device.Pool.Rent<float>(groups);
-        set.Partial(new KernelConfig(groups, g), n, x, partials.View);
-        set.Partial(new KernelConfig(1, g), groups, partials.View, output);
-    }
+        => TwoPass(device, x, output, n, squares: false, nameof(Sum));
 
     /// <summary>output[0] = Σ x[i]² over [0, n) (gradient norms), same two-pass fixed-order reduction as <see cref="Sum"/>.</summary>
     public static void SumOfSquares(GpuDevice device, ArrayView<float> x, ArrayView<float> output, int n)
+        => TwoPass(device, x, output, n, squares: true, nameof(SumOfSquares));
+
+    /// <summary>Per-group partial sums (of x or x²) into a pooled buffer, then one group sums the partials: a fixed order.</summary>
+    private static void TwoPass(GpuDevice device, ArrayView<float> x, ArrayView<float> output, int n, bool squares, string op)
     {
         ArgumentNullException.ThrowIfNull(device);
-        GpuKernelUtil.NonNegative(n, nameof(n), nameof(SumOfSquares));
-        GpuKernelUtil.AtLeast(x, n, nameof(x), nameof(SumOfSquares));
-        GpuKernelUtil.AtLeast(output, 1, nameof(output), nameof(SumOfSquares));
+        GpuKernelUtil.NonNegative(n, nameof(n), op);
+        GpuKernelUtil.AtLeast(x, n, nameof(x), op);
+        GpuKernelUtil.AtLeast(output, 1, nameof(output), op);
         var set = device.Kernels<KernelSet>();
         int g = device.ReductionGroupSize;
         int groups = Math.Clamp(GpuKernelUtil.Blocks(n, g * 4), 1, MaxPartials);
         using var partials = device.Pool.Rent<float>(groups);
-        set.PartialSquares(new KernelConfig(groups, g), n, x, partials.View);
+        (squares ? set.PartialSquares : set.Partial)(new KernelConfig(groups, g), n, x, partials.View);
         set.Partial(new KernelConfig(1, g), groups, partials.View, output);
     }
 

@@ -95,25 +95,15 @@ public sealed class Tensor
     public static Tensor FromArray(float[] data, params int[] dims) => new(Core.Shape.Of(dims), data);
 
     /// <summary>Points this (arena-owned) tensor at a new slice; clears gradient state.</summary>
-    internal void Rebind(float[] buffer, int offset, Shape shape)
+    internal void Rebind(float[] buffer, int offset, Shape shape) => Reset(buffer, offset, null, default, shape);
+
+    /// <summary>Points this (arena-owned) tensor at a slice of device memory; clears gradient state.</summary>
+    internal void RebindDevice(Device device, ArrayView<float> view, Shape shape) => Reset(Array.Empty<float>(), 0, device, view, shape);
+
+    private void Reset(float[] buffer, int offset, Device? device, ArrayView<float> view, Shape shape)
     {
         _buffer = buffer;
         _offset = offset;
-        _device = null;
-        _view = default;
-        Shape = shape;
-        Length = shape.Size;
-        RequiresGrad = false;
-        Grad = null;
-        Owner = null;
-        Name = null;
-    }
-
-    /// <summary>Points this (arena-owned) tensor at a slice of device memory; clears gradient state.</summary>
-    internal void RebindDevice(Device device, ArrayView<float> view, Shape shape)
-    {
-        _buffer = Array.Empty<float>();
-        _offset = 0;
         _device = device;
         _view = view;
         Shape = shape;

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json.Nodes;
 using NUnit.Framework;
 using Recsys.Cli;
+using Recsys.Tests.Support;
 
 namespace Recsys.Tests.Cli;
 
@@ -24,45 +25,9 @@ public class CliTests
         try { Directory.Delete(_dir, recursive: true); } catch (IOException) { }
     }
 
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var root = new RootCommand { TrainCommand.Create(), EvalCommand.Create(), BenchCommand.Create() };
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        var oldOut = Console.Out;
-        Console.SetOut(stdout);
-        try
-        {
-            int code = CliRunner.Run(root, args, stdout, stderr);
-            return (code, stdout.ToString(), stderr.ToString());
-        }
-        finally
-        {
-            Console.SetOut(oldOut);
-        }
-    }
+    private static (int Code, string Out, string Err) Run(params string[] args) => CliHarness.Run(args);
 
-    /// <summary>A small Criteo-format file with a learnable signal: the label follows C1 and I1.</summary>
-    private string WriteCriteo(int rows, int seed, string name = "train.txt")
-    {
-        var rng = new Random(seed);
-        var path = Path.Combine(_dir, name);
-        using var w = new StreamWriter(path);
-        for (int i = 0; i < rows; i++)
-        {
-            int c1 = rng.Next(20);
-            int i1 = rng.Next(50);
-            double logit = (c1 < 10 ? 1.5 : -1.5) + (i1 > 25 ? 0.5 : -0.5);
-            int label = rng.NextDouble() < 1 / (1 + Math.Exp(-logit)) ? 1 : 0;
-            var fields = new List<string> { label.ToString(), i1.ToString() };
-            for (int j = 1; j < 13; j++) fields.Add(rng.Next(4) == 0 ? "" : rng.Next(100).ToString());
-            fields.Add((0x1000 + c1).ToString("x8"));
-            for (int j = 1; j < 26; j++) fields.Add(rng.Next(5) == 0 ? "" : rng.Next(30).ToString("x8"));
-            w.Write(string.Join('\t', fields));
-            w.Write('\n');
-        }
-        return path;
-    }
+    private string WriteCriteo(int rows, int seed, string name = "train.txt") => CliHarness.WriteCriteo(_dir, rows, seed, name);
 
     [Test]
     public void Train_CriteoFileWithOut_WritesMetricsAndCheckpointThatEvalReloads()

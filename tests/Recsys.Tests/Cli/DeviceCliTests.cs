@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json.Nodes;
 using NUnit.Framework;
 using Recsys.Cli;
+using Recsys.Tests.Support;
 using Recsys.Kernels.Gpu;
 
 namespace Recsys.Tests.Cli;
@@ -26,46 +27,10 @@ public class DeviceCliTests
         try { Directory.Delete(_dir, recursive: true); } catch (IOException) { }
     }
 
-    private static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var root = new RootCommand { TrainCommand.Create(), EvalCommand.Create(), BenchCommand.Create() };
-        var stdout = new StringWriter();
-        var stderr = new StringWriter();
-        var oldOut = Console.Out;
-        var oldErr = Console.Error;
-        Console.SetOut(stdout);
-        Console.SetError(stderr);
-        try
-        {
-            int code = CliRunner.Run(root, args, stdout, stderr);
-            return (code, stdout.ToString(), stderr.ToString());
-        }
-        finally
-        {
-            Console.SetOut(oldOut);
-            Console.SetError(oldErr);
-        }
-    }
+    private static (int Code, string Out, string Err) Run(params string[] args) => CliHarness.Run(args);
 
-    /// <summary>A small Criteo-format file whose label follows C1 and I1.</summary>
-    private string WriteCriteo(int rows, int seed)
-    {
-        var rng = new Random(seed);
-        var path = Path.Combine(_dir, "train.txt");
-        using var w = new StreamWriter(path);
-        for (int i = 0; i < rows; i++)
-        {
-            int c1 = rng.Next(20), i1 = rng.Next(50);
-            double logit = (c1 < 10 ? 1.5 : -1.5) + (i1 > 25 ? 0.5 : -0.5);
-            int label = rng.NextDouble() < 1 / (1 + Math.Exp(-logit)) ? 1 : 0;
-            var fields = new List<string> { label.ToString(), i1.ToString() };
-            for (int j = 1; j < 13; j++) fields.Add(rng.Next(4) == 0 ? "" : rng.Next(100).ToString());
-            fields.Add((0x1000 + c1).ToString("x8"));
-            for (int j = 1; j < 26; j++) fields.Add(rng.Next(5) == 0 ? "" : rng.Next(8).ToString("x8"));
-            w.WriteLine(string.Join('\t', fields));
-        }
-        return path;
-    }
+    /// <summary>Small tables (8 values per categorical column) keep the CPU-accelerator runs fast.</summary>
+    private string WriteCriteo(int rows, int seed) => CliHarness.WriteCriteo(_dir, rows, seed, categoricalValues: 8);
 
     private static readonly string[] Tiny = { "--batch-size", "100", "--embedding-dim", "4", "--bottom-mlp", "8", "--top-mlp", "8", "--quiet" };
 
