@@ -137,6 +137,11 @@ public static unsafe partial class EmbeddingBagKernels
     private static void BackwardCore(TablePtr* tables, int tableCount, int batch, int dim, int* idx, int* off, float* psw, bool mean,
         float* dOut, int stride, int offset, in SparseUpdate update, EmbeddingBagWorkspace ws)
     {
+        if (update.Kind == SparseUpdateKind.Sgd)
+        {
+            BackwardSgdScatter(tables, tableCount, batch, dim, idx, off, psw, mean, dOut, stride, offset, update.LearningRate, ws);
+            return;
+        }
         int items = tableCount * batch;
         int base0 = off[0];
         int lookups = off[items] - base0;

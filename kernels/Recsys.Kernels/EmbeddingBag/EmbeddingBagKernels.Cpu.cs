@@ -16,6 +16,8 @@ namespace Recsys.Kernels.EmbeddingBag;
 /// (id, position) pairs, so results never depend on thread timing), the contributions
 /// <c>s_b · w_j · dOutput[b, f, :]</c> of each distinct id are summed in position order, and the update
 /// is applied to that row only. Untouched rows and their optimizer state are never read or written.
+/// Plain SGD needs no coalescing and skips the sort: each contribution is applied to its row directly
+/// (see <c>BackwardSgdScatter</c>).
 /// Offsets are absolute positions in <c>indices</c> (they may start above 0). Output and dOutput use a
 /// strided layout: bag b of table f lives at <c>[b·stride + offset + f·D ..+D]</c>, so F tables write
 /// straight into a [B, F, D] buffer (stride F·D, offset 0) or into a slice of a wider one.

@@ -30,10 +30,10 @@ public sealed class EmbeddingBagWorkspace
     /// <summary>True when the last backward ran in <see cref="SparseUpdateKind.Collect"/> mode, so the gradients below are valid.</summary>
     public bool HasCollected { get; internal set; }
 
-    /// <summary>Number of distinct rows table <paramref name="table"/> touched in the last backward.</summary>
+    /// <summary>Number of distinct rows table <paramref name="table"/> touched in the last backward (valid after a Collect backward).</summary>
     public int UniqueRows(int table)
     {
-        CheckTable(table);
+        CheckCollected(table);
         return UniqueBase[table + 1] - UniqueBase[table];
     }
 

@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using Recsys.Kernels.Elementwise;
 
 namespace Recsys.Engine.Core;
@@ -113,7 +114,10 @@ public sealed class Tape
         if (!loss.RequiresGrad)
             throw new InvalidOperationException($"Backward: '{loss}' does not require grad; nothing on the tape leads to it.");
         bool freshGrad = loss.Grad is null && loss.Owner is null;
-        var g = GradOf(loss)!;
+        seed?.ExpectShape(loss.Shape, "Backward seed");
+        // A host seed is copied into a fresh gradient, so that buffer needs no zero-fill first.
+        bool hostSeed = seed is not null && !loss.IsOnDevice;
+        var g = hostSeed ? GradOf(loss, out _)! : GradOf(loss)!;
         if (g.IsOnDevice)
         {
             var gpu = g.Device.Gpu;
@@ -132,7 +136,6 @@ public sealed class Tape
             }
             else
             {
-                seed.ExpectShape(loss.Shape, "Backward seed");
                 ElementwiseGpuKernels.Axpy(gpu, 1f, seed.View, g.View, g.Length);
             }
         }
@@ -142,12 +145,13 @@ public sealed class Tape
                 throw new ArgumentException($"Backward: a non-scalar output {loss.Shape} needs an explicit seed gradient.");
             g.Span[0] += 1f;
         }
+        else if (freshGrad)
+        {
+            seed.ReadOnlySpan.CopyTo(g.Span);
+        }
         else
         {
-            seed.ExpectShape(loss.Shape, "Backward seed");
-            var gs = g.Span;
-            var ss = seed.ReadOnlySpan;
-            for (int i = 0; i < gs.Length; i++) gs[i] += ss[i];
+            TensorPrimitives.Add(g.Span, seed.ReadOnlySpan, g.Span);
         }
         for (int i = _count - 1; i >= 0; i--)
         {

@@ -260,4 +260,104 @@ public class EmbeddingBagKernelTests
             KernelParallelism.MaxThreads = saved;
         }
     }
+
+    [Test]
+    public void BackwardTables_Sgd_MatchesFloat64Reference(
+        [Values(PoolingMode.Sum, PoolingMode.Mean)] PoolingMode mode, [Values(false, true)] bool weighted,
+        [Values(2, 12)] int maxLen, // short bags are scattered sample by sample, long ones table by table
+        [Values(1, 3)] int tables, [Values(1, 2)] int threads) // one table on two threads: row slices
+    {
+        const float lr = 0.3f;
+        int saved = KernelParallelism.MaxThreads;
+        try
+        {
+            KernelParallelism.MaxThreads = threads;
+            foreach (int dim in new[] { 7, 64, 65 })
+            {
+                const int batch = 700; // enough work for two chunks
+                int[] rows = { 40, 3, 97 };
+                var weights = new float[tables][];
+                for (int f = 0; f < tables; f++) weights[f] = TestData.Floats(rows[f] * dim, 20 + f + dim);
+                var before = weights.Select(w => (float[])w.Clone()).ToArray();
+                var (idx, off, psw) = EmbeddingBagReference.Bags(tables * batch, maxLen, rows: 3, seed: dim, baseOffset: 2);
+                for (int f = 0; f < tables; f++)
+                    for (int p = off[f * batch]; p < off[(f + 1) * batch]; p++) idx[p] = (idx[p] * 7919 + 31 * p) % rows[f];
+                int stride = tables * dim + 2; // a strided dOutput with one junk column each side
+                var dOut = TestData.Floats(batch * stride, 50 + dim);
+                EmbeddingBagKernels.BackwardTables(weights, rows.AsSpan(0, tables), dim, batch, idx, off, weighted ? psw : default, mode,
+                    dOut, stride, 1, SparseUpdate.Sgd(lr), default, default, new EmbeddingBagWorkspace());
+
+                for (int f = 0; f < tables; f++)
+                {
+                    var dense = new float[batch * dim];
+                    for (int b = 0; b < batch; b++) Array.Copy(dOut, b * stride + 1 + f * dim, dense, b * dim, dim);
+                    var g = EmbeddingBagReference.RowGradients(dim, idx, off.AsSpan(f * batch, batch + 1).ToArray(), weighted ? psw : null,
+                        mode == PoolingMode.Mean, dense);
+                    var expected = new double[rows[f] * dim];
+                    for (int r = 0; r < rows[f]; r++)
+                        for (int c = 0; c < dim; c++)
+                            expected[r * dim + c] = before[f][r * dim + c] - (g.TryGetValue(r, out var gr) ? lr * gr[c] : 0.0);
+                    TestData.AssertClose(weights[f], expected, rtol: 1e-5, atol: 1e-5, $"table {f} dim {dim}");
+                    for (int r = 0; r < rows[f]; r++)
+                        if (!g.ContainsKey(r))
+                            Assert.That(weights[f].AsSpan(r * dim, dim).ToArray(), Is.EqualTo(before[f].AsSpan(r * dim, dim).ToArray()), $"untouched row {r} of table {f}");
+                }
+            }
+        }
+        finally
+        {
+            KernelParallelism.MaxThreads = saved;
+        }
+    }
+
+    [Test]
+    public void BackwardSgd_OneTableTwoThreadsVsOne_BitIdentical([Values(1, 32)] int pooling)
+    {
+        // One table cannot be split by table: two threads own row slices, and each row must still see its
+        // contributions in position order.
+        const int rows = 500, dim = 64, batch = 1024;
+        int saved = KernelParallelism.MaxThreads;
+        try
+        {
+            var idx = new int[batch * pooling];
+            var r = new Random(5);
+            for (int i = 0; i < idx.Length; i++) idx[i] = r.Next(rows);
+            var off = Enumerable.Range(0, batch + 1).Select(b => b * pooling).ToArray();
+            var dOut = TestData.Floats(batch * dim, 6);
+            float[] Run(int threads)
+            {
+                KernelParallelism.MaxThreads = threads;
+                var w = TestData.Floats(rows * dim, 7);
+                var ws = new EmbeddingBagWorkspace();
+                for (int step = 0; step < 2; step++)
+                    EmbeddingBagKernels.Backward(w, rows, dim, idx, off, default, PoolingMode.Sum, dOut, dim, 0, SparseUpdate.Sgd(0.05f), default, default, ws);
+                return w;
+            }
+            var one = Run(1);
+            Assert.That(Run(2), Is.EqualTo(one), "2 threads vs 1");
+            Assert.That(Run(2), Is.EqualTo(one), "run to run");
+        }
+        finally
+        {
+            KernelParallelism.MaxThreads = saved;
+        }
+    }
+
+    [Test]
+    public void BackwardTables_Sgd_BadIdInLastTable_ThrowsAndUpdatesNothing()
+    {
+        // The scatter validates every id before the first row changes.
+        const int dim = 16, batch = 300;
+        var weights = new[] { TestData.Floats(10 * dim, 1), TestData.Floats(10 * dim, 2) };
+        var before = weights.Select(w => (float[])w.Clone()).ToArray();
+        var idx = Enumerable.Range(0, 2 * batch).Select(i => i % 10).ToArray();
+        idx[2 * batch - 1] = 10;
+        var off = Enumerable.Range(0, 2 * batch + 1).ToArray();
+        var ex = Assert.Throws<EmbeddingIndexOutOfRangeException>(() =>
+            EmbeddingBagKernels.BackwardTables(weights, new[] { 10, 10 }, dim, batch, idx, off, default, PoolingMode.Sum,
+                TestData.Floats(batch * 2 * dim, 3), 2 * dim, 0, SparseUpdate.Sgd(1f), default, default, new EmbeddingBagWorkspace()));
+        Assert.That((ex!.Table, ex.Position, ex.Id), Is.EqualTo((1, 2 * batch - 1, 10)));
+        Assert.That(weights[0], Is.EqualTo(before[0]));
+        Assert.That(weights[1], Is.EqualTo(before[1]));
+    }
 }
