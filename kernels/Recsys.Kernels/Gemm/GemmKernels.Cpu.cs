@@ -331,6 +331,11 @@ public static partial class GemmKernels
                             int mrr = Math.Min(mr, mc - ir);
                             float* paPanel = packA + (long)ir * kc;
                             float* cTile = g.C + (ic + ir) * ldc + jc + jr;
+                            // A full 8×32 tile of row-major A (every Linear) applies bias and activation as it stores
+                            // in the last k block.
+                            bool fuse = last && epilogue && nrr == 32 && directA;
+                            float* fBias = fuse && g.Bias != null ? g.Bias + jc + jr : null;
+                            var fAct = fuse ? g.Activation : Activation.None;
                             if (directA)
                             {
                                 if (mrr == mr)
@@ -338,10 +343,11 @@ public static partial class GemmKernels
                                     float* aRows = g.A + (ic + ir) * g.Ars + pc;
                                     if (nrr == nr)
                                     {
-                                        Kernel8x32RowMajorA(kc, aRows, g.Ars, pbPanel, cTile, ldc, add);
+                                        Kernel8x32RowMajorA(kc, aRows, g.Ars, pbPanel, cTile, ldc, add, fBias, fAct);
+                                        if (fuse) continue;
                                         goto Epilogue;
                                     }
-                                    Kernel8x32RowMajorA(kc, aRows, g.Ars, pbPanel, tile, nr, add: false);
+                                    Kernel8x32RowMajorA(kc, aRows, g.Ars, pbPanel, tile, nr, add: false, null, Activation.None);
                                     goto MergeTile;
                                 }
                                 // Last rows of the matrix: pack (and zero-pad) just this panel.
@@ -368,8 +374,7 @@ public static partial class GemmKernels
                             if (last && epilogue)
                             {
                                 float* bias = g.Bias == null ? null : g.Bias + jc + jr;
-                                if (mrr == 8 && nrr == 32 && Vector512.IsHardwareAccelerated) EpilogueTile8x32(cTile, ldc, bias, g.Activation);
-                                else for (int r = 0; r < mrr; r++) Epilogue(cTile + r * ldc, nrr, bias, g.Activation);
+                                for (int r = 0; r < mrr; r++) Epilogue(cTile + r * ldc, nrr, bias, g.Activation);
                             }
                         }
                     }
@@ -480,26 +485,6 @@ public static partial class GemmKernels
     }
 
     /// <summary>row[j] = act(row[j] + bias[j]) for j &lt; len; <paramref name="bias"/> may be null.</summary>
-    /// <summary>
-    /// The epilogue of one full 8×32 tile in one inlined pass (bias loaded once, 16 vectors): with a short k (a token
-    /// projection, k = 64) eight calls of the row epilogue cost a third of the tile's FMAs.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void EpilogueTile8x32(float* c, long ldc, float* bias, Activation activation)
-    {
-        var b0 = bias == null ? Vector512<float>.Zero : Vector512.Load(bias);
-        var b1 = bias == null ? Vector512<float>.Zero : Vector512.Load(bias + 16);
-        for (int r = 0; r < 8; r++, c += ldc)
-        {
-            var v0 = Vector512.Load(c) + b0;
-            var v1 = Vector512.Load(c + 16) + b1;
-            if (activation == Activation.Relu) { v0 = Vector512.Max(v0, Vector512<float>.Zero); v1 = Vector512.Max(v1, Vector512<float>.Zero); }
-            else if (activation == Activation.Sigmoid) { v0 = VectorMath.Sigmoid(v0); v1 = VectorMath.Sigmoid(v1); }
-            v0.Store(c);
-            v1.Store(c + 16);
-        }
-    }
-
     private static unsafe void Epilogue(float* row, int len, float* bias, Activation activation)
     {
         int j = 0;
