@@ -405,7 +405,19 @@ public static partial class GemmKernels
         {
             int w = Math.Min(nr, nc - jr);
             float* panel = dst + (long)jr * kc;
-            if (bcs == 1)
+            if (bcs == 1 && w == 32 && nr == 32 && Vector512.IsHardwareAccelerated)
+            {
+                // Row-major B, full AVX-512 panel: two vector copies per row (a memmove call per 128-byte row cost
+                // more than the copy when B's rows are not 64-byte aligned, e.g. the 415-wide top-MLP input).
+                float* src = b + p0 * brs + j0 + jr;
+                float* d = panel;
+                for (int p = 0; p < kc; p++, src += brs, d += 32)
+                {
+                    Vector512.Load(src).Store(d);
+                    Vector512.Load(src + 16).Store(d + 16);
+                }
+            }
+            else if (bcs == 1)
             {
                 // Row-major B: each panel row is a contiguous run.
                 for (int p = 0; p < kc; p++)
