@@ -245,19 +245,24 @@ public static unsafe partial class EmbeddingBagKernels
     /// </summary>
     private const int ShortBagLength = 4;
 
-    private const int SampleMajorPrefetchDistance = 16;
+    private const int SampleMajorPrefetchDistance = 32;
     private const int BagPrefetchDistance = 8;
-    private const int RowPrefetchDistance = 16;
+    private const int RowPrefetchDistance = 32;
 
-    /// <summary>Prefetches up to the first 256 bytes (4 cache lines) of a row; a hint only, it never faults.</summary>
+    /// <summary>
+    /// Prefetches up to the first 256 bytes (4 cache lines) of a row into L2; a hint only, it never faults. L2, not L1:
+    /// random rows are DRAM-latency-bound, and the L1 tracks far fewer outstanding misses than the L2, so L1
+    /// prefetches (prefetcht0) capped the rows in flight. With prefetcht1, 32 ids ahead, W1 pooling 32 went from
+    /// 42 to 24 ms (~36 GB/s of row reads, the machine's sequential read rate that hour).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void PrefetchRow(float* row, int floats)
     {
         if (!Sse.IsSupported) return;
-        Sse.Prefetch0(row);
-        if (floats > 16) Sse.Prefetch0(row + 16);
-        if (floats > 32) Sse.Prefetch0(row + 32);
-        if (floats > 48) Sse.Prefetch0(row + 48);
+        Sse.Prefetch1(row);
+        if (floats > 16) Sse.Prefetch1(row + 16);
+        if (floats > 32) Sse.Prefetch1(row + 32);
+        if (floats > 48) Sse.Prefetch1(row + 48);
     }
 
     /// <summary>Pools one bag into dst[0..dim); returns -1, or the first position whose id is out of range (dst then undefined).</summary>
