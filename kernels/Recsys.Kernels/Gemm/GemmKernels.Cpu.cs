@@ -129,6 +129,11 @@ public static partial class GemmKernels
                 RunDots(pa, pb, pc, m, n, k, accumulate, pBias, activation);
                 return;
             }
+            if (UseLongKTransposed(ars, acs, bcs, m, n, k, pBias != null || activation != Activation.None))
+            {
+                RunLongKTransposed(pa, acs, pb, brs, pc, m, n, k, accumulate);
+                return;
+            }
             var body = new GemmBody
             {
                 A = pa, Ars = ars, Acs = acs,

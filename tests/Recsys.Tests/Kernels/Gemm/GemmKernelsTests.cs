@@ -121,6 +121,32 @@ public class GemmKernelsTests
     }
 
     [Test]
+    public void MatMulTN_LongK_MatchesFloat64ReferenceAndPackedPathBits([Values(false, true)] bool accumulate)
+    {
+        // Weight gradients of token projections: a small output over a long k take the unpacked path (whole 8x32
+        // tiles, k >= 8 x the larger side); one row or column short of that shape takes the packed path. Both sum in
+        // the same k blocks and order, so the same inputs give the same bits.
+        int seed = 500;
+        foreach (var (m, n, k) in new[] { (8, 32, 300), (16, 64, 1000), (64, 64, 2000), (24, 32, 777) })
+        {
+            seed += 5;
+            CheckOne(Layout.TN, m, n, k, accumulate, seed);
+            var a = TestData.Floats(k * (m + 1), seed);
+            var b = TestData.Floats(k * n, seed + 1);
+            var unpacked = TestData.Floats(m * n, seed + 2);
+            var c0 = (float[])unpacked.Clone();
+            GemmKernels.MatMulTN(a.AsSpan(0, k * m), b, unpacked, m, n, k, accumulate);
+            // The same product as the first m rows of an (m + 1)-row one, which cannot take the unpacked path.
+            var aWide = new float[k * (m + 1)];
+            for (int p = 0; p < k; p++) Array.Copy(a, p * m, aWide, p * (m + 1), m);
+            var packed = new float[(m + 1) * n];
+            for (int i = 0; i < m; i++) Array.Copy(c0, i * n, packed, i * n, n);
+            GemmKernels.MatMulTN(aWide, b, packed, m + 1, n, k, accumulate);
+            Assert.That(unpacked, Is.EqualTo(packed.AsSpan(0, m * n).ToArray()), $"m={m} n={n} k={k}: unpacked vs packed bits");
+        }
+    }
+
+    [Test]
     public void MatMul_OneVersusAllThreads_BitIdentical([Values(Layout.NN, Layout.TN, Layout.NT)] Layout layout)
     {
         int m = 263, n = 301, k = 300;

@@ -1,0 +1,113 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using Recsys.Kernels.Common;
+
+namespace Recsys.Kernels.Gemm;
+
+// Aᵀ·B with a long k and a small output: the weight gradient of a token projection (dW[out, in] = Σ over B·T tokens of
+// dY[t, out] ⊗ X[t, in], k = 27,648 in W5). The packed path copies all of B (k × n) and every thread's A panels once per
+// call — as much memory traffic as the product itself at this shape. Here nothing is packed: at step p the 8 values of
+// an 8×32 tile's A column are dY[p, i0..i0+8) and its 32 values of B are X[p, j0..j0+32), both contiguous, so the
+// micro-kernel reads them in place with a row stride.
+public static partial class GemmKernels
+{
+    /// <summary>Takes the unpacked path when k is at least this many times the larger output dimension.</summary>
+    private const int LongKRatio = 8;
+
+    /// <summary>
+    /// True when C[m,n] (+)= Aᵀ·B (A stored [k, m], B stored [k, n], both row-major) runs unpacked: AVX-512, whole 8×32
+    /// tiles, a long k, no epilogue.
+    /// </summary>
+    private static bool UseLongKTransposed(long ars, long acs, long bcs, int m, int n, int k, bool hasEpilogue) =>
+        Selected == MicroKernel.V512x8x32 && ars == 1 && bcs == 1 && !hasEpilogue
+        && m % 8 == 0 && n % 32 == 0 && k >= LongKRatio * Math.Max(m, n);
+
+    private static unsafe void RunLongKTransposed(float* a, long lda, float* b, long ldb, float* c, int m, int n, int k, bool accumulate)
+    {
+        int tiles = m / 8 * (n / 32);
+        var body = new LongKBody { A = a, Lda = lda, B = b, Ldb = ldb, C = c, N = n, K = k, Accumulate = accumulate, Tiles = tiles };
+        KernelParallelism.For(KernelParallelism.Chunks(tiles, 8L * 32 * k, 1 << 20), ref body);
+    }
+
+    private unsafe struct LongKBody : IChunkBody
+    {
+        public float* A, B, C;
+        public long Lda, Ldb;
+        public int N, K, Tiles;
+        public bool Accumulate;
+
+        public readonly void Run(int chunk, int chunks)
+        {
+            var (t0, t1) = KernelParallelism.Range(Tiles, chunks, chunk);
+            int colTiles = N / 32;
+            // k in the packed path's KC blocks, so every element is summed in the same order (and to the same bits) as
+            // there; within a block this chunk's tiles share the block's rows of A and B from L2.
+            for (int pc = 0; pc < K; pc += KC)
+            {
+                int kc = Math.Min(KC, K - pc);
+                bool add = Accumulate || pc > 0;
+                for (int t = t0; t < t1; t++)
+                {
+                    int i0 = t / colTiles * 8, j0 = t % colTiles * 32;
+                    Kernel8x32Strided(kc, A + pc * Lda + i0, Lda, B + pc * Ldb + j0, Ldb, C + (long)i0 * N + j0, N, add);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// <see cref="Kernel8x32"/> reading A's 8 values and B's 32 values of step p at a[p·aStep] and b[p·bStep]
+    /// instead of from packed panels; same FMA order.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static unsafe void Kernel8x32Strided(int kc, float* a, long aStep, float* b, long bStep, float* c, long ldc, bool add)
+    {
+        Vector512<float> c00 = default, c01 = default;
+        Vector512<float> c10 = default, c11 = default;
+        Vector512<float> c20 = default, c21 = default;
+        Vector512<float> c30 = default, c31 = default;
+        Vector512<float> c40 = default, c41 = default;
+        Vector512<float> c50 = default, c51 = default;
+        Vector512<float> c60 = default, c61 = default;
+        Vector512<float> c70 = default, c71 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector512.Load(b);
+            var b1 = Vector512.Load(b + 16);
+            var a0 = Vector512.Create(a[0]);
+            c00 = Vector512.FusedMultiplyAdd(a0, b0, c00);
+            c01 = Vector512.FusedMultiplyAdd(a0, b1, c01);
+            var a1 = Vector512.Create(a[1]);
+            c10 = Vector512.FusedMultiplyAdd(a1, b0, c10);
+            c11 = Vector512.FusedMultiplyAdd(a1, b1, c11);
+            var a2 = Vector512.Create(a[2]);
+            c20 = Vector512.FusedMultiplyAdd(a2, b0, c20);
+            c21 = Vector512.FusedMultiplyAdd(a2, b1, c21);
+            var a3 = Vector512.Create(a[3]);
+            c30 = Vector512.FusedMultiplyAdd(a3, b0, c30);
+            c31 = Vector512.FusedMultiplyAdd(a3, b1, c31);
+            var a4 = Vector512.Create(a[4]);
+            c40 = Vector512.FusedMultiplyAdd(a4, b0, c40);
+            c41 = Vector512.FusedMultiplyAdd(a4, b1, c41);
+            var a5 = Vector512.Create(a[5]);
+            c50 = Vector512.FusedMultiplyAdd(a5, b0, c50);
+            c51 = Vector512.FusedMultiplyAdd(a5, b1, c51);
+            var a6 = Vector512.Create(a[6]);
+            c60 = Vector512.FusedMultiplyAdd(a6, b0, c60);
+            c61 = Vector512.FusedMultiplyAdd(a6, b1, c61);
+            var a7 = Vector512.Create(a[7]);
+            c70 = Vector512.FusedMultiplyAdd(a7, b0, c70);
+            c71 = Vector512.FusedMultiplyAdd(a7, b1, c71);
+            a += aStep;
+            b += bStep;
+        }
+        Store512(c + 0 * ldc, c00, c01, add, null, Activation.None);
+        Store512(c + 1 * ldc, c10, c11, add, null, Activation.None);
+        Store512(c + 2 * ldc, c20, c21, add, null, Activation.None);
+        Store512(c + 3 * ldc, c30, c31, add, null, Activation.None);
+        Store512(c + 4 * ldc, c40, c41, add, null, Activation.None);
+        Store512(c + 5 * ldc, c50, c51, add, null, Activation.None);
+        Store512(c + 6 * ldc, c60, c61, add, null, Activation.None);
+        Store512(c + 7 * ldc, c70, c71, add, null, Activation.None);
+    }
+}
