@@ -106,11 +106,7 @@ public static unsafe class DotInteractionKernels
                 float* o = Output + (long)b * width;
                 RowMath.Copy(x, o, d);
                 for (int k = 0; k < d; k++) tt[k * np] = x[k];
-                for (int j = 1; j < n; j++)
-                {
-                    float* ej = e + (j - 1) * d;
-                    for (int k = 0; k < d; k++) tt[k * np + j] = ej[k];
-                }
+                RowMath.Transpose(e, d, F, d, tt + 1, np);
                 for (int i0 = 1; i0 < n; i0 += RowBlock)
                 {
                     int rows = Math.Min(RowBlock, n - i0);
@@ -233,9 +229,8 @@ public static unsafe class DotInteractionKernels
                 float* dx = DDense + (long)b * d;
                 RowMath.WeightedRowSum(g, 1, t, d, n, dx, d, accumulate: true);
                 RowMath.AddInPlace(go, dx, d);
-                float* de = DSparse + (long)b * F * d;
-                for (int i = 1; i < n; i++)
-                    RowMath.WeightedRowSum(g + i * n, 1, t, d, n, de + (i - 1) * d, d, accumulate: true);
+                // dE_i += Σ_j G_ij T_j for the F embedding rows: four output rows share each loaded row of T.
+                RowMath.WeightedRowSums(g + n, n, 1, F, t, d, n, DSparse + (long)b * F * d, d, d, accumulate: true);
             }
         }
     }
