@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using Recsys.Kernels.Common;
 
@@ -59,7 +58,6 @@ public static partial class GemmKernels
     /// <see cref="Kernel8x32"/> reading A's 8 values and B's 32 values of step p at a[p·aStep] and b[p·bStep]
     /// instead of from packed panels; same FMA order.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static unsafe void Kernel8x32Strided(int kc, float* a, long aStep, float* b, long bStep, float* c, long ldc, bool add)
     {
         Vector512<float> c00 = default, c01 = default;
