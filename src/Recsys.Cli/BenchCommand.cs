@@ -43,6 +43,8 @@ public static class BenchCommand
                 Profile = pr.GetValue(profile), W1Rows = pr.GetValue(w1Rows), W1Tables = pr.GetValue(w1Tables), Device = dev,
             };
             if (w.Tiny) Console.Error.WriteLine($"bench: quick on '{dev.Name}' uses tiny shapes (batch 32, 4 tables, dim 8): a smoke test, not a measurement.");
+            double probeStart = CoreToCoreProbe.RoundTripNs();
+            if (double.IsFinite(probeStart)) Console.Error.WriteLine($"bench: core-to-core round trip {probeStart:F0} ns at the start");
             foreach (var id in ids) w.Run(id);
 
             var output = new JsonObject
@@ -59,6 +61,10 @@ public static class BenchCommand
                     ["cpu_count"] = Environment.ProcessorCount,
                     ["vector512"] = System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated,
                     ["vector256"] = System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated,
+                    // Bimodal on a virtualised host (~70-140 or ~300-370 ns): latency-bound workloads (random row updates,
+                    // small-batch steps) are up to 2x slower in the second mode. Keyed by workload: measured right after it.
+                    ["core_to_core_round_trip_ns_start"] = double.IsFinite(probeStart) ? probeStart : null,
+                    ["core_to_core_round_trip_ns_after"] = new JsonObject(w.CoreToCoreAfter.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(Math.Round(kv.Value))))),
                 },
                 ["summary"] = new JsonObject(w.Summary.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(Math.Round(kv.Value, 5))))),
                 ["workloads"] = w.Details,

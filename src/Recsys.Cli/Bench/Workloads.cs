@@ -53,9 +53,23 @@ public sealed class Workloads
 
     public static readonly string[] All = { "W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8" };
 
+    /// <summary>Core-to-core round trip measured right after each workload ran (see <see cref="CoreToCoreProbe"/>).</summary>
+    public Dictionary<string, double> CoreToCoreAfter { get; } = new();
+
     public void Run(string id)
     {
         CollectGarbage();
+        RunWorkload(id);
+        double probe = CoreToCoreProbe.RoundTripNs();
+        if (double.IsFinite(probe))
+        {
+            CoreToCoreAfter[id] = probe;
+            _log($"{id}: core-to-core round trip after it {probe:F0} ns");
+        }
+    }
+
+    private void RunWorkload(string id)
+    {
         switch (id)
         {
             case "W1": W1(); break;

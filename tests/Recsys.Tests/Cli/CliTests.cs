@@ -146,6 +146,13 @@ public class CliTests
         foreach (var w in new[] { "W2", "W3", "W7" })
             Assert.That(o["ratios"]![w]!.GetValue<double>(), Is.GreaterThan(0), w);
         Assert.That(o["summary"]!["W2_mlp_GFLOPs"]!.GetValue<double>(), Is.GreaterThan(0));
+        if (Environment.ProcessorCount >= 2)
+        {
+            // The host's core-to-core latency, at the start and after each workload, to tell a slow host from a slow engine.
+            Assert.That(o["env"]!["core_to_core_round_trip_ns_start"]!.GetValue<double>(), Is.GreaterThan(0));
+            foreach (var w in new[] { "W2", "W3", "W7" })
+                Assert.That(o["env"]!["core_to_core_round_trip_ns_after"]![w]!.GetValue<double>(), Is.GreaterThan(0), w);
+        }
     }
 
     [Test]
