@@ -7,7 +7,8 @@ namespace Recsys.Kernels.Gemm;
 // dY[t, out] ⊗ X[t, in], k = 27,648 in W5). The packed path copies all of B (k × n) and every thread's A panels once per
 // call — as much memory traffic as the product itself at this shape. Here nothing is packed: at step p the 8 values of
 // an 8×32 tile's A column are dY[p, i0..i0+8) and its 32 values of B are X[p, j0..j0+32), both contiguous, so the
-// micro-kernel reads them in place with a row stride.
+// micro-kernel reads them in place with a row stride. The bias gradient (column sums of dY) can ride along: the tiles of
+// the first column panel add up the dY columns they read.
 public static partial class GemmKernels
 {
     /// <summary>Takes the unpacked path when k is at least this many times the larger output dimension.</summary>
@@ -21,16 +22,22 @@ public static partial class GemmKernels
         Selected == MicroKernel.V512x8x32 && ars == 1 && bcs == 1 && !hasEpilogue
         && m % 8 == 0 && n % 32 == 0 && k >= LongKRatio * Math.Max(m, n);
 
-    private static unsafe void RunLongKTransposed(float* a, long lda, float* b, long ldb, float* c, int m, int n, int k, bool accumulate)
+    /// <param name="aColumnSums">Null, or [m]: also aColumnSums[i] += Σ_p A[p, i], from the A rows the tiles of the first
+    /// column panel read (per k block, summed in row order, then added: the same bits for any thread count).</param>
+    private static unsafe void RunLongKTransposed(float* a, long lda, float* b, long ldb, float* c, int m, int n, int k, bool accumulate,
+        float* aColumnSums)
     {
         int tiles = m / 8 * (n / 32);
-        var body = new LongKBody { A = a, Lda = lda, B = b, Ldb = ldb, C = c, N = n, K = k, Accumulate = accumulate, Tiles = tiles };
+        var body = new LongKBody
+        {
+            A = a, Lda = lda, B = b, Ldb = ldb, C = c, N = n, K = k, Accumulate = accumulate, Tiles = tiles, ColumnSums = aColumnSums,
+        };
         KernelParallelism.For(KernelParallelism.Chunks(tiles, 8L * 32 * k, 1 << 20), ref body);
     }
 
     private unsafe struct LongKBody : IChunkBody
     {
-        public float* A, B, C;
+        public float* A, B, C, ColumnSums;
         public long Lda, Ldb;
         public int N, K, Tiles;
         public bool Accumulate;
@@ -48,7 +55,16 @@ public static partial class GemmKernels
                 for (int t = t0; t < t1; t++)
                 {
                     int i0 = t / colTiles * 8, j0 = t % colTiles * 32;
-                    Kernel8x32Strided(kc, A + pc * Lda + i0, Lda, B + pc * Ldb + j0, Ldb, C + (long)i0 * N + j0, N, add);
+                    float* aBlock = A + pc * Lda + i0;
+                    Kernel8x32Strided(kc, aBlock, Lda, B + pc * Ldb + j0, Ldb, C + (long)i0 * N + j0, N, add);
+                    if (ColumnSums != null && j0 == 0)
+                    {
+                        // The 8 columns of A this tile just read (still in L1): their sums over this k block.
+                        var s = Vector256<float>.Zero;
+                        float* row = aBlock;
+                        for (int p = 0; p < kc; p++, row += Lda) s += Vector256.Load(row);
+                        (Vector256.Load(ColumnSums + i0) + s).Store(ColumnSums + i0);
+                    }
                 }
             }
         }

@@ -41,6 +41,32 @@ public static partial class GemmKernels
         Run(a, 1, m, b, n, 1, c, m, n, k, accumulate, default, Activation.None);
     }
 
+    /// <summary>
+    /// A Linear's parameter gradients from its output gradient dY [k, m] and input X [k, n]: dW[m,n] (+)= dYᵀ·X and
+    /// dB[m] += Σ_p dY[p, m] (the bias gradient always accumulates). When the product takes the unpacked long-k path
+    /// (a token projection: a small dW over many rows) the column sums of dY are taken from the rows the product
+    /// reads anyway, instead of a second pass over dY; otherwise they are a separate pass
+    /// (<see cref="Reduce.ReduceKernels.ColumnSums"/>).
+    /// </summary>
+    public static void LinearWeightGradients(ReadOnlySpan<float> dY, ReadOnlySpan<float> x, Span<float> dW, Span<float> dB,
+        int m, int n, int k, bool accumulate)
+    {
+        CheckShapes(dY.Length, x.Length, dW.Length, m, n, k, nameof(LinearWeightGradients));
+        KernelGuard.AtLeast(dB, m, nameof(dB), nameof(LinearWeightGradients));
+        if (m == 0 || n == 0) { Reduce.ReduceKernels.ColumnSums(dY, dB, k, m, accumulate: true); return; }
+        if (UseLongKTransposed(1, m, 1, m, n, k, hasEpilogue: false))
+        {
+            unsafe
+            {
+                fixed (float* pa = dY, pb = x, pc = dW, pd = dB)
+                    RunLongKTransposed(pa, m, pb, n, pc, m, n, k, accumulate, pd);
+            }
+            return;
+        }
+        Run(dY, 1, m, x, n, 1, dW, m, n, k, accumulate, default, Activation.None);
+        Reduce.ReduceKernels.ColumnSums(dY, dB, k, m, accumulate: true);
+    }
+
     /// <summary>C[m,n] (+)= A[m,k]·B[n,k]ᵀ (linear forward with a PyTorch-layout [out, in] weight).</summary>
     public static void MatMulNT(ReadOnlySpan<float> a, ReadOnlySpan<float> b, Span<float> c, int m, int n, int k, bool accumulate)
     {
@@ -131,7 +157,7 @@ public static partial class GemmKernels
             }
             if (UseLongKTransposed(ars, acs, bcs, m, n, k, pBias != null || activation != Activation.None))
             {
-                RunLongKTransposed(pa, acs, pb, brs, pc, m, n, k, accumulate);
+                RunLongKTransposed(pa, acs, pb, brs, pc, m, n, k, accumulate, null);
                 return;
             }
             var body = new GemmBody

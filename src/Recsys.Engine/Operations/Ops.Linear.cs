@@ -52,9 +52,12 @@ public static partial class Ops
         if (dX is not null)
             GemmKernels.MatMul(dPre.ReadOnlySpan, weight.ReadOnlySpan, dX.Span, batch, inF, outF, accumulate: !freshDx);
         var dW = tape.GradOf(weight);
-        if (dW is not null)
+        var dBias = bias is null ? null : tape.GradOf(bias);
+        if (dW is not null && dBias is not null)
+            GemmKernels.LinearWeightGradients(dPre.ReadOnlySpan, x.ReadOnlySpan, dW.Span, dBias.Span, outF, inF, batch, accumulate: true);
+        else if (dW is not null)
             GemmKernels.MatMulTN(dPre.ReadOnlySpan, x.ReadOnlySpan, dW.Span, outF, inF, batch, accumulate: true);
-        if (bias is not null && tape.GradOf(bias) is { } dBias)
+        else if (dBias is not null)
             ReduceKernels.ColumnSums(dPre.ReadOnlySpan, dBias.Span, batch, outF, accumulate: true);
     }
 }

@@ -1,7 +1,7 @@
 using Recsys.Engine.Core;
 using Recsys.Kernels.Common;
 using Recsys.Kernels.Gemm;
-using Recsys.Kernels.Interaction;
+using Recsys.Kernels.Reduce;
 
 namespace Recsys.Engine.Operations;
 
@@ -41,7 +41,10 @@ public static partial class Ops
         var dy = y.Grad.ReadOnlySpan;
         // A gradient buffer made here is written whole by the GEMM: no zero-fill, no read of zeros.
         if (tape.GradOf(x, out bool fresh) is { } dx) GemmKernels.MatMul(dy, weight.ReadOnlySpan, dx.Span, n, inDim, outDim, accumulate: !fresh);
-        if (tape.GradOf(weight) is { } dw) GemmKernels.MatMulTN(dy, x.ReadOnlySpan, dw.Span, outDim, inDim, n, accumulate: true);
-        if (tape.GradOf(bias) is { } db) CrossKernels.ColumnSum(dy, db.Span, n, outDim, accumulate: true);
+        var dw = tape.GradOf(weight);
+        var db = tape.GradOf(bias);
+        if (dw is not null && db is not null) GemmKernels.LinearWeightGradients(dy, x.ReadOnlySpan, dw.Span, db.Span, outDim, inDim, n, accumulate: true);
+        else if (dw is not null) GemmKernels.MatMulTN(dy, x.ReadOnlySpan, dw.Span, outDim, inDim, n, accumulate: true);
+        else if (db is not null) ReduceKernels.ColumnSums(dy, db.Span, n, outDim, accumulate: true);
     }
 }

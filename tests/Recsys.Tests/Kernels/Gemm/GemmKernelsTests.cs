@@ -147,6 +147,57 @@ public class GemmKernelsTests
     }
 
     [Test]
+    public void LinearWeightGradients_LongKAndPacked_MatchFloat64Reference([Values(false, true)] bool accumulate)
+    {
+        // (64, 64, 4000) fuses the bias sums into the unpacked product; (20, 33, 300) runs the packed product and a
+        // separate column-sum pass. dB always accumulates.
+        int seed = 700;
+        foreach (var (m, n, k) in new[] { (64, 64, 4000), (8, 32, 1000), (20, 33, 300), (3, 5, 0) })
+        {
+            seed += 7;
+            var dy = TestData.Floats(k * m, seed);
+            var x = TestData.Floats(k * n, seed + 1);
+            var dw = TestData.Floats(m * n, seed + 2);
+            var db = TestData.Floats(m, seed + 3);
+            var expectedW = Reference(Layout.TN, dy, x, dw, m, n, k, accumulate);
+            var expectedB = new double[m];
+            for (int i = 0; i < m; i++)
+            {
+                expectedB[i] = db[i];
+                for (int p = 0; p < k; p++) expectedB[i] += dy[p * m + i];
+            }
+            GemmKernels.LinearWeightGradients(dy, x, dw, db, m, n, k, accumulate);
+            TestData.AssertClose(dw, expectedW, 1e-4, 1e-5 * (k + 1), $"dW m={m} n={n} k={k}");
+            TestData.AssertClose(db, expectedB, 1e-4, 1e-5 * (k + 1), $"dB m={m} n={n} k={k}");
+        }
+    }
+
+    [Test]
+    public void LinearWeightGradients_LongK_OneVersusTwoThreads_BitIdentical()
+    {
+        const int m = 64, n = 64, k = 5000;
+        var dy = TestData.Floats(k * m, 1);
+        var x = TestData.Floats(k * n, 2);
+        (float[] W, float[] B) RunWith(int threads)
+        {
+            int saved = KernelParallelism.MaxThreads;
+            try
+            {
+                KernelParallelism.MaxThreads = threads;
+                var dw = new float[m * n];
+                var db = new float[m];
+                GemmKernels.LinearWeightGradients(dy, x, dw, db, m, n, k, accumulate: false);
+                return (dw, db);
+            }
+            finally { KernelParallelism.MaxThreads = saved; }
+        }
+        var one = RunWith(1);
+        var two = RunWith(2);
+        Assert.That(two.W, Is.EqualTo(one.W));
+        Assert.That(two.B, Is.EqualTo(one.B));
+    }
+
+    [Test]
     public void MatMul_OneVersusAllThreads_BitIdentical([Values(Layout.NN, Layout.TN, Layout.NT)] Layout layout)
     {
         int m = 263, n = 301, k = 300;
