@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using Recsys.Kernels.Common;
 
@@ -69,67 +68,5 @@ public static partial class GemmKernels
                 }
             }
         }
-    }
-
-    /// <summary>8×32 tile reading A and B rows in place (the long-k path): <see cref="Kernel8x32Core"/> with run-time strides.</summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private static unsafe void Kernel8x32Strided(int kc, float* a, long aStep, float* b, long bStep, float* c, long ldc, bool add) =>
-        Kernel8x32Core(kc, a, aStep, b, bStep, c, ldc, add);
-
-    /// <summary>
-    /// The 8×32 micro-kernel: 16 Vector512 accumulators; per k step 2 loads of B, 8 broadcasts of A, 16 FMAs. A's 8
-    /// values and B's 32 values of step p are at a[p·aStep] and b[p·bStep]. Inlined into its two callers, each its
-    /// own compiled loop (inlined into the long-k loop body instead, it ran ~30 % slower).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Kernel8x32Core(int kc, float* a, long aStep, float* b, long bStep, float* c, long ldc, bool add)
-    {
-        Vector512<float> c00 = default, c01 = default;
-        Vector512<float> c10 = default, c11 = default;
-        Vector512<float> c20 = default, c21 = default;
-        Vector512<float> c30 = default, c31 = default;
-        Vector512<float> c40 = default, c41 = default;
-        Vector512<float> c50 = default, c51 = default;
-        Vector512<float> c60 = default, c61 = default;
-        Vector512<float> c70 = default, c71 = default;
-        for (int p = 0; p < kc; p++)
-        {
-            var b0 = Vector512.Load(b);
-            var b1 = Vector512.Load(b + 16);
-            var a0 = Vector512.Create(a[0]);
-            c00 = Vector512.FusedMultiplyAdd(a0, b0, c00);
-            c01 = Vector512.FusedMultiplyAdd(a0, b1, c01);
-            var a1 = Vector512.Create(a[1]);
-            c10 = Vector512.FusedMultiplyAdd(a1, b0, c10);
-            c11 = Vector512.FusedMultiplyAdd(a1, b1, c11);
-            var a2 = Vector512.Create(a[2]);
-            c20 = Vector512.FusedMultiplyAdd(a2, b0, c20);
-            c21 = Vector512.FusedMultiplyAdd(a2, b1, c21);
-            var a3 = Vector512.Create(a[3]);
-            c30 = Vector512.FusedMultiplyAdd(a3, b0, c30);
-            c31 = Vector512.FusedMultiplyAdd(a3, b1, c31);
-            var a4 = Vector512.Create(a[4]);
-            c40 = Vector512.FusedMultiplyAdd(a4, b0, c40);
-            c41 = Vector512.FusedMultiplyAdd(a4, b1, c41);
-            var a5 = Vector512.Create(a[5]);
-            c50 = Vector512.FusedMultiplyAdd(a5, b0, c50);
-            c51 = Vector512.FusedMultiplyAdd(a5, b1, c51);
-            var a6 = Vector512.Create(a[6]);
-            c60 = Vector512.FusedMultiplyAdd(a6, b0, c60);
-            c61 = Vector512.FusedMultiplyAdd(a6, b1, c61);
-            var a7 = Vector512.Create(a[7]);
-            c70 = Vector512.FusedMultiplyAdd(a7, b0, c70);
-            c71 = Vector512.FusedMultiplyAdd(a7, b1, c71);
-            a += aStep;
-            b += bStep;
-        }
-        Store512(c + 0 * ldc, c00, c01, add, null, Activation.None);
-        Store512(c + 1 * ldc, c10, c11, add, null, Activation.None);
-        Store512(c + 2 * ldc, c20, c21, add, null, Activation.None);
-        Store512(c + 3 * ldc, c30, c31, add, null, Activation.None);
-        Store512(c + 4 * ldc, c40, c41, add, null, Activation.None);
-        Store512(c + 5 * ldc, c50, c51, add, null, Activation.None);
-        Store512(c + 6 * ldc, c60, c61, add, null, Activation.None);
-        Store512(c + 7 * ldc, c70, c71, add, null, Activation.None);
     }
 }

@@ -8,21 +8,39 @@ namespace Recsys.Kernels.Gemm;
 // Each output element is one FMA chain in k order, so the result does not depend on how the caller tiles.
 public static partial class GemmKernels
 {
-    /// <summary>8×32 tile over packed panels (A steps 8, B steps 32): <see cref="Kernel8x32Core"/> with constant strides.</summary>
+    /// <summary>8×32 tile over packed panels (A steps 8, B steps 32).</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static unsafe void Kernel8x32(int kc, float* a, float* b, float* c, long ldc, bool add) =>
-        Kernel8x32Core(kc, a, 8, b, 32, c, ldc, add);
+        Kernel8x32Core(kc, a, 1, 8, b, 32, c, ldc, add, null, Activation.None);
 
     /// <summary>
     /// 8×32 tile reading A unpacked from a row-major matrix (row stride <paramref name="lda"/>): eight
-    /// sequential streams that the prefetchers follow, which saves the k-major repacking of A.
-    /// Same FMA order as <see cref="Kernel8x32"/>, so packed and unpacked tiles give identical bits.
+    /// sequential streams that the prefetchers follow, which saves the k-major repacking of A. With
+    /// <paramref name="bias"/> / <paramref name="act"/> it is the last k block of a Linear (see <see cref="Store512"/>).
     /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private static unsafe void Kernel8x32RowMajorA(int kc, float* a, long lda, float* b, float* c, long ldc, bool add,
+        float* bias, Activation act) =>
+        Kernel8x32Core(kc, a, lda, 1, b, 32, c, ldc, add, bias, act);
+
+    /// <summary>8×32 tile reading A and B rows in place with run-time steps (the long-k Aᵀ·B path).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static unsafe void Kernel8x32Strided(int kc, float* a, long aStep, float* b, long bStep, float* c, long ldc, bool add) =>
+        Kernel8x32Core(kc, a, 1, aStep, b, bStep, c, ldc, add, null, Activation.None);
+
+    /// <summary>
+    /// The 8×32 micro-kernel: 16 Vector512 accumulators; per k step 2 loads of B, 8 broadcasts of A, 16 FMAs. Row r of
+    /// A at step p is a[r·aRow + p·aStep] (packed panel: 1, 8; row-major A: lda, 1; Aᵀ in place: 1, lda), B's 32
+    /// values of step p are at b[p·bStep]. Each entry point above inlines it with its own strides, so each is its own
+    /// compiled loop with constants folded (one shared body inlined straight into the long-k loop ran ~40 % slower).
+    /// Every element is one FMA chain in k order whichever entry point computes it: the same bits.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Kernel8x32Core(int kc, float* a, long aRow, long aStep, float* b, long bStep, float* c, long ldc, bool add,
         float* bias, Activation act)
     {
-        float* aHi = a + 4 * lda;
-        long lda2 = 2 * lda, lda3 = 3 * lda;
+        float* aHi = a + 4 * aRow;
+        long aRow2 = 2 * aRow, aRow3 = 3 * aRow;
         Vector512<float> c00 = default, c01 = default;
         Vector512<float> c10 = default, c11 = default;
         Vector512<float> c20 = default, c21 = default;
@@ -38,30 +56,30 @@ public static partial class GemmKernels
             var a0 = Vector512.Create(a[0]);
             c00 = Vector512.FusedMultiplyAdd(a0, b0, c00);
             c01 = Vector512.FusedMultiplyAdd(a0, b1, c01);
-            var a1 = Vector512.Create(a[lda]);
+            var a1 = Vector512.Create(a[aRow]);
             c10 = Vector512.FusedMultiplyAdd(a1, b0, c10);
             c11 = Vector512.FusedMultiplyAdd(a1, b1, c11);
-            var a2 = Vector512.Create(a[lda2]);
+            var a2 = Vector512.Create(a[aRow2]);
             c20 = Vector512.FusedMultiplyAdd(a2, b0, c20);
             c21 = Vector512.FusedMultiplyAdd(a2, b1, c21);
-            var a3 = Vector512.Create(a[lda3]);
+            var a3 = Vector512.Create(a[aRow3]);
             c30 = Vector512.FusedMultiplyAdd(a3, b0, c30);
             c31 = Vector512.FusedMultiplyAdd(a3, b1, c31);
             var a4 = Vector512.Create(aHi[0]);
             c40 = Vector512.FusedMultiplyAdd(a4, b0, c40);
             c41 = Vector512.FusedMultiplyAdd(a4, b1, c41);
-            var a5 = Vector512.Create(aHi[lda]);
+            var a5 = Vector512.Create(aHi[aRow]);
             c50 = Vector512.FusedMultiplyAdd(a5, b0, c50);
             c51 = Vector512.FusedMultiplyAdd(a5, b1, c51);
-            var a6 = Vector512.Create(aHi[lda2]);
+            var a6 = Vector512.Create(aHi[aRow2]);
             c60 = Vector512.FusedMultiplyAdd(a6, b0, c60);
             c61 = Vector512.FusedMultiplyAdd(a6, b1, c61);
-            var a7 = Vector512.Create(aHi[lda3]);
+            var a7 = Vector512.Create(aHi[aRow3]);
             c70 = Vector512.FusedMultiplyAdd(a7, b0, c70);
             c71 = Vector512.FusedMultiplyAdd(a7, b1, c71);
-            a++;
-            aHi++;
-            b += 32;
+            a += aStep;
+            aHi += aStep;
+            b += bStep;
         }
         Store512(c + 0 * ldc, c00, c01, add, bias, act);
         Store512(c + 1 * ldc, c10, c11, add, bias, act);
