@@ -9,7 +9,8 @@ namespace Recsys.Kernels.Normalization;
 /// <code>y = (x − mean) · rstd · γ + β,   rstd = 1 / sqrt(var + eps)   (biased variance)</code>
 /// Forward saves mean [N] and rstd [N]; backward rebuilds x̂ from them:
 /// <code>dx = rstd · (g − mean(g) − x̂ · mean(g ⊙ x̂)),   g = dy ⊙ γ;   dγ = Σ_rows dy ⊙ x̂;   dβ = Σ_rows dy</code>
-/// dγ and dβ are summed over rows in a column-parallel pass, so the result does not depend on scheduling.
+/// dγ and dβ are summed per fixed block of rows in parallel, then block by block in order, so the result does not depend
+/// on scheduling or the thread count.
 /// </summary>
 public static unsafe class LayerNormKernels
 {
@@ -50,13 +51,32 @@ public static unsafe class LayerNormKernels
             }
             if (!dGamma.IsEmpty || !dBeta.IsEmpty)
             {
-                int blocks = (dim + 63) / 64;
-                var body = new BackwardColumnsBody
+                // Sums over fixed blocks of rows in parallel, then the block sums in block order: the same bits for any
+                // thread count, and two threads even when d is one cache line wide (a column split left d = 64 to one).
+                int blocks = (rows + ParamRowBlock - 1) / ParamRowBlock;
+                float[] rented = System.Buffers.ArrayPool<float>.Shared.Rent(blocks * 2 * dim);
+                try
                 {
-                    DY = pgo, X = px, Mean = pm, Rstd = pr, DGamma = dGamma.IsEmpty ? null : pdg, DBeta = dBeta.IsEmpty ? null : pdb,
-                    Rows = rows, Dim = dim, Blocks = blocks,
-                };
-                KernelParallelism.For(KernelParallelism.Chunks(blocks, 128L * rows, 131_072), ref body);
+                    fixed (float* partial = rented)
+                    {
+                        var body = new BackwardParamsBody
+                        {
+                            DY = pgo, X = px, Mean = pm, Rstd = pr, Partial = partial, Gammas = !dGamma.IsEmpty,
+                            Rows = rows, Dim = dim, Blocks = blocks,
+                        };
+                        KernelParallelism.For(KernelParallelism.Chunks(blocks, 3L * dim * ParamRowBlock, 131_072), ref body);
+                        for (int b = 0; b < blocks; b++)
+                        {
+                            float* part = partial + (long)b * 2 * dim;
+                            if (!dGamma.IsEmpty) RowMath.AddInPlace(part, pdg, dim);
+                            if (!dBeta.IsEmpty) RowMath.AddInPlace(part + dim, pdb, dim);
+                        }
+                    }
+                }
+                finally
+                {
+                    System.Buffers.ArrayPool<float>.Shared.Return(rented);
+                }
             }
         }
     }
@@ -208,10 +228,15 @@ public static unsafe class LayerNormKernels
         }
     }
 
-    private struct BackwardColumnsBody : IChunkBody
+    /// <summary>Rows in one block of the dγ / dβ sums (each block summed by one thread, in row order).</summary>
+    private const int ParamRowBlock = 1024;
+
+    /// <summary>Block b of rows: Partial[b] = (Σ dy ⊙ x̂, Σ dy) over its rows, each [d].</summary>
+    private struct BackwardParamsBody : IChunkBody
     {
-        public float* DY, X, Mean, Rstd, DGamma, DBeta;
+        public float* DY, X, Mean, Rstd, Partial;
         public int Rows, Dim, Blocks;
+        public bool Gammas;
 
         public readonly void Run(int chunk, int chunks)
         {
@@ -219,33 +244,29 @@ public static unsafe class LayerNormKernels
             int n = Dim;
             for (int blk = start; blk < end; blk++)
             {
-                int c0 = blk * 64, c1 = Math.Min(n, c0 + 64);
-                for (int r = 0; r < Rows; r++)
+                float* dg = Partial + (long)blk * 2 * n, db = dg + n;
+                new Span<float>(dg, 2 * n).Clear();
+                int r1 = Math.Min(Rows, (blk + 1) * ParamRowBlock);
+                for (int r = blk * ParamRowBlock; r < r1; r++)
                 {
                     float* dy = DY + (long)r * n, x = X + (long)r * n;
                     float mu = Mean[r], rs = Rstd[r];
-                    if (DBeta != null) RowMath.AddInPlace(dy + c0, DBeta + c0, c1 - c0);
-                    if (DGamma == null) continue;
-                    int i = c0;
+                    RowMath.AddInPlace(dy, db, n);
+                    if (!Gammas) continue;
+                    int i = 0;
                     if (Vector512.IsHardwareAccelerated)
                     {
                         var vm = Vector512.Create(mu); var vr = Vector512.Create(rs);
-                        for (; i + 16 <= c1; i += 16)
-                            Vector512.FusedMultiplyAdd(Vector512.Load(dy + i), (Vector512.Load(x + i) - vm) * vr, Vector512.Load(DGamma + i)).Store(DGamma + i);
+                        for (; i + 16 <= n; i += 16)
+                            Vector512.FusedMultiplyAdd(Vector512.Load(dy + i), (Vector512.Load(x + i) - vm) * vr, Vector512.Load(dg + i)).Store(dg + i);
                     }
                     if (Vector256.IsHardwareAccelerated)
                     {
                         var vm = Vector256.Create(mu); var vr = Vector256.Create(rs);
-                        for (; i + 8 <= c1; i += 8)
-                            Vector256.FusedMultiplyAdd(Vector256.Load(dy + i), (Vector256.Load(x + i) - vm) * vr, Vector256.Load(DGamma + i)).Store(DGamma + i);
+                        for (; i + 8 <= n; i += 8)
+                            Vector256.FusedMultiplyAdd(Vector256.Load(dy + i), (Vector256.Load(x + i) - vm) * vr, Vector256.Load(dg + i)).Store(dg + i);
                     }
-                    if (Vector128.IsHardwareAccelerated)
-                    {
-                        var vm = Vector128.Create(mu); var vr = Vector128.Create(rs);
-                        for (; i + 4 <= c1; i += 4)
-                            Vector128.FusedMultiplyAdd(Vector128.Load(dy + i), (Vector128.Load(x + i) - vm) * vr, Vector128.Load(DGamma + i)).Store(DGamma + i);
-                    }
-                    for (; i < c1; i++) DGamma[i] += dy[i] * (x[i] - mu) * rs;
+                    for (; i < n; i++) dg[i] += dy[i] * (x[i] - mu) * rs;
                 }
             }
         }

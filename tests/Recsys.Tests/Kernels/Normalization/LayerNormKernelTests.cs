@@ -1,4 +1,5 @@
 using NUnit.Framework;
+using Recsys.Kernels.Common;
 using Recsys.Kernels.Normalization;
 using Recsys.Tests.Support;
 
@@ -58,6 +59,43 @@ public class LayerNormKernelTests
             TestData.AssertClose(dg, edg, 1e-4, 1e-4, $"dgamma rows={rows} d={d}");
             TestData.AssertClose(db, edb, 1e-5, 1e-5, $"dbeta rows={rows} d={d}");
         }
+    }
+
+    [Test]
+    public void Backward_ManyRows_ParamGradientsMatchReferenceAndAreThreadCountIndependent([Values(64, 67)] int d)
+    {
+        // 2,500 rows: three blocks of the dγ / dβ sums, the last one partial; only dγ and dβ requested, then all three.
+        const int rows = 2500;
+        var x = TestData.Floats(rows * d, 11).Select(v => v + 1f).ToArray();
+        var gamma = TestData.Floats(d, 12); var beta = TestData.Floats(d, 13);
+        var y = new float[rows * d]; var mean = new float[rows]; var rstd = new float[rows];
+        LayerNormKernels.Forward(x, gamma, beta, y, mean, rstd, rows, d, 1e-5f);
+        var dy = TestData.Floats(rows * d, 14);
+        var edg = new double[d]; var edb = new double[d];
+        for (int r = 0; r < rows; r++)
+            for (int i = 0; i < d; i++)
+            {
+                edg[i] += dy[r * d + i] * (x[r * d + i] - mean[r]) * (double)rstd[r];
+                edb[i] += dy[r * d + i];
+            }
+        (float[] G, float[] B) Run(int threads, bool withDx)
+        {
+            int saved = KernelParallelism.MaxThreads;
+            try
+            {
+                KernelParallelism.MaxThreads = threads;
+                var dg = new float[d]; var db = new float[d];
+                LayerNormKernels.Backward(dy, x, gamma, mean, rstd, withDx ? new float[rows * d] : default, dg, db, rows, d);
+                return (dg, db);
+            }
+            finally { KernelParallelism.MaxThreads = saved; }
+        }
+        var one = Run(1, withDx: false);
+        TestData.AssertClose(one.G, edg, 1e-4, 1e-3, $"dgamma d={d}");
+        TestData.AssertClose(one.B, edb, 1e-4, 1e-3, $"dbeta d={d}");
+        var two = Run(2, withDx: true);
+        Assert.That(two.G, Is.EqualTo(one.G), "dgamma: 2 threads vs 1");
+        Assert.That(two.B, Is.EqualTo(one.B), "dbeta: 2 threads vs 1");
     }
 
     [Test]
