@@ -1,5 +1,5 @@
-using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using Recsys.Engine.Core;
+using Recsys.Kernels.Elementwise;
 
 namespace Recsys.Engine.Operations;
 
@@ -14,7 +14,7 @@ public static partial class Ops
             throw new ArgumentException($"AddResidual: shapes must match, got x {x.Shape} and residual {residual.Shape}.");
         if (tape.Device.IsGpu) return AddGpu(tape, x, residual, nameof(AddResidual));
         var y = tape.Arena.Allocate(x.Shape);
-        TensorPrimitives.Add(x.ReadOnlySpan, residual.ReadOnlySpan, y.Span);
+        ElementwiseKernels.Add(x.ReadOnlySpan, residual.ReadOnlySpan, y.Span);
         if (tape.NeedsGrad(x, residual))
             tape.Record(new TapeEntry { Backward = static (t, in e) => AddResidualBackward(t, e.Output!, e.A!, e.B!), Output = y, A = x, B = residual });
         return y;
@@ -27,11 +27,11 @@ public static partial class Ops
         // A gradient buffer made here gets a copy of dy instead of a zero-fill and an add.
         if (tape.GradOf(x, out bool freshX) is { } dx)
         {
-            if (freshX) dy.CopyTo(dx.Span); else TensorPrimitives.Add(dx.ReadOnlySpan, dy, dx.Span);
+            if (freshX) ElementwiseKernels.Copy(dy, dx.Span); else ElementwiseKernels.AddInPlace(dy, dx.Span);
         }
         if (tape.GradOf(residual, out bool freshR) is { } dr)
         {
-            if (freshR) dy.CopyTo(dr.Span); else TensorPrimitives.Add(dr.ReadOnlySpan, dy, dr.Span);
+            if (freshR) ElementwiseKernels.Copy(dy, dr.Span); else ElementwiseKernels.AddInPlace(dy, dr.Span);
         }
     }
 }

@@ -101,6 +101,36 @@ public class ElementwiseKernelsTests
     }
 
     [Test]
+    public void Streaming_LongSpans_SplitOverThreads_ExactAndThreadCountIndependent([Values(1, 2)] int threads)
+    {
+        // Past the parallel threshold, with a length that leaves a ragged last range.
+        const int n = (1 << 17) + 37;
+        var x = TestData.Floats(n, 1);
+        var y = TestData.Floats(n, 2);
+        int saved = KernelParallelism.MaxThreads;
+        try
+        {
+            KernelParallelism.MaxThreads = threads;
+            var z = new float[n];
+            ElementwiseKernels.Add(x, y, z);
+            for (int i = 0; i < n; i++) Assert.That(z[i], Is.EqualTo(x[i] + y[i]), $"Add at {i}");
+            var c = new float[n];
+            ElementwiseKernels.Copy(x, c);
+            Assert.That(c, Is.EqualTo(x), "Copy");
+            ElementwiseKernels.AddInPlace(y, c);
+            Assert.That(c, Is.EqualTo(z), "AddInPlace");
+        }
+        finally { KernelParallelism.MaxThreads = saved; }
+    }
+
+    [Test]
+    public void Copy_LengthMismatch_Throws()
+    {
+        var ex = Assert.Throws<ArgumentException>(() => ElementwiseKernels.Copy(new float[3], new float[4]));
+        Assert.That(ex!.Message, Does.Contain("3").And.Contain("4"));
+    }
+
+    [Test]
     public void Add_LengthMismatch_ThrowsNamingLengths()
     {
         var ex = Assert.Throws<ArgumentException>(() => ElementwiseKernels.Add(new float[3], new float[4], new float[3]));
