@@ -33,13 +33,31 @@ public static class LargeBuffers
     /// <paramref name="start"/> is the index where the aligned data begins. Only pinned (large) buffers can
     /// promise that; small ones return start 0.
     /// </summary>
-    public static unsafe float[] AlignedFloats(int length, out int start)
+    public static unsafe float[] AlignedFloats(int length, out int start) => AlignedFloats(length, out start, pinSmall: false);
+
+    /// <summary>
+    /// As above; with <paramref name="pinSmall"/> a small buffer is also pinned (on the pinned object heap, where the GC
+    /// never moves it) so that its aligned start holds too.
+    /// </summary>
+    public static unsafe float[] AlignedFloats(int length, out int start, bool pinSmall)
     {
         const int pad = 64 / sizeof(float);
-        if ((long)length * sizeof(float) < HugePageThresholdBytes || length > Array.MaxLength - pad)
+        if (length > Array.MaxLength - pad)
         {
             start = 0;
             return new float[length];
+        }
+        if ((long)length * sizeof(float) < HugePageThresholdBytes)
+        {
+            if (!pinSmall)
+            {
+                start = 0;
+                return new float[length];
+            }
+            var small = GC.AllocateArray<float>(length + pad, pinned: true);
+            fixed (float* p = small)
+                start = (int)(((64 - (long)p % 64) % 64) / sizeof(float));
+            return small;
         }
         var array = Floats(length + pad);
         fixed (float* p = array)

@@ -17,6 +17,7 @@ public sealed class TensorArena
 {
     private const int Alignment = 16; // floats: 64 bytes, one cache line, one Vector512
     private float[] _block;
+    private int _base; // index of the block's first float on a 64-byte boundary: every tensor starts on one
     private int _used;
     private readonly List<float[]> _overflow = new();
     private long _overflowTotal;
@@ -29,8 +30,15 @@ public sealed class TensorArena
 
     public TensorArena(int initialFloats = 1 << 16)
     {
-        _block = LargeBuffers.Floats(Math.Max(initialFloats, Alignment));
+        _block = NewBlock(Math.Max(initialFloats, Alignment), out _base);
     }
+
+    /// <summary>
+    /// A pinned block whose data from <paramref name="start"/> on begins on a 64-byte boundary. Unaligned tensors made
+    /// every Vector512 load and store of an activation straddle two cache lines (a managed array's data is only 8- or
+    /// 16-byte aligned).
+    /// </summary>
+    private static float[] NewBlock(int floats, out int start) => LargeBuffers.AlignedFloats(floats, out start, pinSmall: true);
 
     /// <summary>An arena on <paramref name="device"/>: host blocks for the CPU device, device slabs for a GPU device.</summary>
     public TensorArena(Device device, int initialFloats = 1 << 16)
@@ -38,7 +46,7 @@ public sealed class TensorArena
         ArgumentNullException.ThrowIfNull(device);
         if (!device.IsGpu)
         {
-            _block = LargeBuffers.Floats(Math.Max(initialFloats, Alignment));
+            _block = NewBlock(Math.Max(initialFloats, Alignment), out _base);
             return;
         }
         _block = Array.Empty<float>();
@@ -57,7 +65,7 @@ public sealed class TensorArena
     public long FloatsInUse => _used + _overflowTotal;
 
     /// <summary>Capacity of the main block, in floats.</summary>
-    public long Capacity => _block.Length;
+    public long Capacity => _block.Length - _base;
 
     /// <summary>A tensor of <paramref name="shape"/> whose contents are undefined (the caller overwrites all of it).</summary>
     public Tensor Allocate(Shape shape)
@@ -72,18 +80,17 @@ public sealed class TensorArena
         int padded = (size + Alignment - 1) / Alignment * Alignment;
         float[] buffer;
         int offset;
-        if (_used + padded <= _block.Length)
+        if ((long)_base + _used + padded <= _block.Length)
         {
             buffer = _block;
-            offset = _used;
+            offset = _base + _used;
             _used += padded;
         }
         else
         {
-            buffer = new float[Math.Max(padded, Alignment)];
-            offset = 0;
+            buffer = NewBlock(Math.Max(padded, Alignment), out offset);
             _overflow.Add(buffer);
-            _overflowTotal += buffer.Length;
+            _overflowTotal += padded;
         }
         var t = NextTensor();
         t.Rebind(buffer, offset, shape);
@@ -123,7 +130,7 @@ public sealed class TensorArena
         if (_overflow.Count > 0)
         {
             long need = _used + _overflowTotal;
-            _block = LargeBuffers.Floats(checked((int)Math.Min(int.MaxValue - 64, need + need / 4)));
+            _block = NewBlock(checked((int)Math.Min(int.MaxValue - 64, need + need / 4)), out _base);
             _overflow.Clear();
             _overflowTotal = 0;
         }

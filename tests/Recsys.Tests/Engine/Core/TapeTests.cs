@@ -61,6 +61,26 @@ public class TapeTests
     }
 
     [Test]
+    public unsafe void Arena_EveryTensor_StartsOnA64ByteBoundary()
+    {
+        // Small and large first blocks, an overflow into an extra block, and the consolidated block after a reset.
+        foreach (int initial in new[] { 16, 5_000, 3 << 20 })
+        {
+            var arena = new TensorArena(initialFloats: initial);
+            for (int step = 0; step < 3; step++)
+            {
+                for (int i = 0; i < 12; i++)
+                {
+                    var t = arena.Allocate(new Shape(37 + 1000 * i, 3));
+                    fixed (float* p = t.Span)
+                        Assert.That((long)p % 64, Is.EqualTo(0), $"initial {initial}, step {step}, tensor {i}");
+                }
+                arena.Reset();
+            }
+        }
+    }
+
+    [Test]
     public void Backward_CalledTwice_DoesNotRerunEarlierOps()
     {
         var p = TestData.Parameter("p", new Shape(4), 6);
