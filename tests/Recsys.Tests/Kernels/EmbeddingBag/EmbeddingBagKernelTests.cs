@@ -360,4 +360,28 @@ public class EmbeddingBagKernelTests
         Assert.That(weights[0], Is.EqualTo(before[0]));
         Assert.That(weights[1], Is.EqualTo(before[1]));
     }
+
+    [Test]
+    public void ForwardTables_PoolingOneLargeAlignedOutput_NonTemporalCopiesMatchReference()
+    {
+        // >= 16 MB of 64-byte-aligned [B, F, 64] output takes the non-temporal row copies; every bag must still land.
+        const int batch = 4096, tables = 17, dim = 64, rows = 1000;
+        var weights = new float[tables][];
+        for (int f = 0; f < tables; f++) weights[f] = TestData.Floats(rows * dim, 30 + f);
+        var r = new Random(4);
+        var idx = new int[tables * batch];
+        for (int i = 0; i < idx.Length; i++) idx[i] = r.Next(rows);
+        var off = Enumerable.Range(0, tables * batch + 1).ToArray();
+        var buffer = LargeBuffers.AlignedFloats(batch * tables * dim, out int start);
+        Assert.That((long)batch * tables * dim * sizeof(float), Is.GreaterThanOrEqualTo(16L << 20));
+        var output = buffer.AsSpan(start, batch * tables * dim);
+        output.Fill(float.NaN);
+        EmbeddingBagKernels.ForwardTables(weights, Enumerable.Repeat(rows, tables).ToArray(), dim, batch, idx, off, default, PoolingMode.Sum,
+            output, tables * dim, 0);
+        for (int f = 0; f < tables; f++)
+            for (int b = 0; b < batch; b += 97)
+                Assert.That(output.Slice(b * tables * dim + f * dim, dim).ToArray(), Is.EqualTo(weights[f].AsSpan(idx[f * batch + b] * dim, dim).ToArray()),
+                    $"table {f} bag {b}");
+        Assert.That(output.ToArray().Any(float.IsNaN), Is.False, "every output element written");
+    }
 }
