@@ -1,4 +1,3 @@
-using System.Numerics.Tensors;
 using Recsys.Kernels.Elementwise;
 
 namespace Recsys.Engine.Core;
@@ -147,11 +146,11 @@ public sealed class Tape
         }
         else if (freshGrad)
         {
-            seed.ReadOnlySpan.CopyTo(g.Span);
+            ElementwiseKernels.Copy(seed.ReadOnlySpan, g.Span);
         }
         else
         {
-            TensorPrimitives.Add(g.Span, seed.ReadOnlySpan, g.Span);
+            ElementwiseKernels.AddInPlace(seed.ReadOnlySpan, g.Span);
         }
         for (int i = _count - 1; i >= 0; i--)
         {
