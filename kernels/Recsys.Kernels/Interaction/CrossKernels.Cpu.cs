@@ -1,5 +1,6 @@
 using System.Runtime.Intrinsics;
 using Recsys.Kernels.Common;
+using Recsys.Kernels.Reduce;
 using Recsys.Kernels.Gemm;
 
 namespace Recsys.Kernels.Interaction;
@@ -38,7 +39,7 @@ public static unsafe class CrossKernels
         KernelGuard.AtLeast(weight, (long)dim * dim, nameof(weight), nameof(Backward));
         BackwardEpilogue(dOutput, x0, hidden, dPre, dX0, dXl, batch, dim);
         if (!dWeight.IsEmpty) GemmKernels.MatMulTN(dPre, xl, dWeight, dim, dim, batch, accumulate: true);
-        if (!dBias.IsEmpty) ColumnSum(dPre, dBias, batch, dim, accumulate: true);
+        if (!dBias.IsEmpty) ReduceKernels.ColumnSums(dPre, dBias, batch, dim, accumulate: true);
         if (!dXl.IsEmpty) GemmKernels.MatMul(dPre, weight, dXl, batch, dim, dim, accumulate: true);
     }
 
@@ -74,7 +75,7 @@ public static unsafe class CrossKernels
         KernelGuard.AtLeast(dProjected, (long)batch * rank, nameof(dProjected), nameof(BackwardLowRank));
         BackwardEpilogue(dOutput, x0, hidden, dPre, dX0, dXl, batch, dim);
         if (!dU.IsEmpty) GemmKernels.MatMulTN(dPre, projected, dU, dim, rank, batch, accumulate: true);
-        if (!dBias.IsEmpty) ColumnSum(dPre, dBias, batch, dim, accumulate: true);
+        if (!dBias.IsEmpty) ReduceKernels.ColumnSums(dPre, dBias, batch, dim, accumulate: true);
         if (dV.IsEmpty && dXl.IsEmpty) return;
         GemmKernels.MatMul(dPre, u, dProjected, batch, rank, dim, accumulate: false);
         if (!dV.IsEmpty) GemmKernels.MatMulTN(xl, dProjected, dV, dim, rank, batch, accumulate: true);
@@ -120,23 +121,6 @@ public static unsafe class CrossKernels
                 Batch = batch, Dim = dim,
             };
             KernelParallelism.For(KernelParallelism.Chunks(batch, 6L * dim, 262_144), ref body);
-        }
-    }
-
-    /// <summary>dst[c] (+)= Σ_r x[r, c] over a row-major [rows, cols] block (bias gradients). Parallel over column blocks, so deterministic.</summary>
-    public static void ColumnSum(ReadOnlySpan<float> x, Span<float> dst, int rows, int cols, bool accumulate)
-    {
-        KernelGuard.NonNegative(rows, nameof(rows), nameof(ColumnSum));
-        KernelGuard.NonNegative(cols, nameof(cols), nameof(ColumnSum));
-        KernelGuard.AtLeast(x, (long)rows * cols, nameof(x), nameof(ColumnSum));
-        KernelGuard.AtLeast(dst, cols, nameof(dst), nameof(ColumnSum));
-        if (cols == 0) return;
-        fixed (float* px = x, pd = dst)
-        {
-            // Blocks of 64 columns: one cache line per row per block.
-            int blocks = (cols + 63) / 64;
-            var body = new ColumnSumBody { X = px, Dst = pd, Rows = rows, Cols = cols, Blocks = blocks, Accumulate = accumulate };
-            KernelParallelism.For(KernelParallelism.Chunks(blocks, 64L * rows, 262_144), ref body);
         }
     }
 
@@ -233,23 +217,6 @@ public static unsafe class CrossKernels
                     if (dx0 != null) dx0[i] += gv * h[i];
                     if (dxl != null) dxl[i] += gv;
                 }
-            }
-        }
-    }
-
-    private struct ColumnSumBody : IChunkBody
-    {
-        public float* X, Dst;
-        public int Rows, Cols, Blocks;
-        public bool Accumulate;
-
-        public readonly void Run(int chunk, int chunks)
-        {
-            var (start, end) = KernelParallelism.Range(Blocks, chunks, chunk);
-            for (int blk = start; blk < end; blk++)
-            {
-                int c0 = blk * 64, c1 = Math.Min(Cols, c0 + 64);
-                RowMath.ColumnSum(X, Rows, Cols, c0, c1, Dst, Accumulate);
             }
         }
     }

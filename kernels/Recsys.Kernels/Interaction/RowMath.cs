@@ -241,14 +241,6 @@ internal static unsafe class RowMath
     public static void Copy(float* src, float* dst, int n) =>
         Buffer.MemoryCopy(src, dst, (long)n * sizeof(float), (long)n * sizeof(float));
 
-    /// <summary>Column sums over a row-major [rows, cols] block, for the column range [c0, c1): dst[c] (+)= Σ_r x[r, c].</summary>
-    public static void ColumnSum(float* x, int rows, int cols, int c0, int c1, float* dst, bool accumulate)
-    {
-        if (!accumulate) new Span<float>(dst + c0, c1 - c0).Clear();
-        for (int r = 0; r < rows; r++)
-            AddInPlace(x + (long)r * cols + c0, dst + c0, c1 - c0);
-    }
-
     /// <summary>
     /// dst[c·dstStride + r] = src[r·srcStride + c] for r &lt; rows, c &lt; cols. Whole 8 x 8 blocks are transposed in
     /// registers (24 shuffles per 64 elements); a scalar loop with scattered stores cost as much as the small products
