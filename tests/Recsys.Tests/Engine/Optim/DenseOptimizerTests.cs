@@ -1,3 +1,4 @@
+using Recsys.Kernels.Optim;
 using NUnit.Framework;
 using Recsys.Engine.Core;
 using Recsys.Engine.Optim;
@@ -55,6 +56,24 @@ public class DenseOptimizerTests
             TestData.AssertClose(p.Value.ReadOnlySpan, w, 1e-5, 1e-6, $"Adam n={n} decoupled={decoupled}");
             Assert.That(p.Grad.ToArray(), Is.All.EqualTo(0f), "gradient zeroed after the step");
         }
+    }
+
+    [Test]
+    public void SgdKernel_Momentum_VectorBodyAndScalarTail_SameBitsAsScalarFormula([Values(true, false)] bool firstStep)
+    {
+        const int n = 1037; // whole vectors and a tail
+        var w = TestData.Floats(n, 1); var g = TestData.Floats(n, 2); var b = TestData.Floats(n, 3);
+        var ew = (float[])w.Clone(); var eb = (float[])b.Clone();
+        for (int i = 0; i < n; i++)
+        {
+            float gi = g[i] + 0.01f * ew[i];
+            float bi = firstStep ? gi : 0.9f * eb[i] + gi;
+            eb[i] = bi;
+            ew[i] -= 0.1f * bi;
+        }
+        DenseOptimizerKernels.Sgd(w, g, b, 0.1f, 0.9f, 0.01f, firstStep);
+        Assert.That(w, Is.EqualTo(ew));
+        Assert.That(b, Is.EqualTo(eb));
     }
 
     [TestCaseSource(nameof(Sizes))]
