@@ -1,7 +1,7 @@
-using Recsys.Kernels.Optim;
 using NUnit.Framework;
 using Recsys.Engine.Core;
 using Recsys.Engine.Optim;
+using Recsys.Kernels.Optim;
 using Recsys.Tests.Support;
 
 namespace Recsys.Tests.Engine.Optim;
