@@ -140,9 +140,6 @@ public static class ElementwiseKernels
 
     private enum StreamKind { Add, AddInPlace, Copy }
 
-    /// <summary>Shorter spans stay on the calling thread (waking a worker costs more than the pass).</summary>
-    private const int StreamingParallelMin = 1 << 16;
-
     /// <summary>
     /// One memory-bound pass over long spans, split into contiguous 64-byte-aligned ranges over the kernel threads (one
     /// thread does not saturate the memory bus: an [27,648 × 64] residual add took 0.57 ms on one). Each element is
@@ -151,20 +148,11 @@ public static class ElementwiseKernels
     private static unsafe void Streaming(ReadOnlySpan<float> x, ReadOnlySpan<float> y, Span<float> z, StreamKind kind)
     {
         int n = z.Length;
-        if (n < StreamingParallelMin)
-        {
-            switch (kind)
-            {
-                case StreamKind.Add: TensorPrimitives.Add(x, y, z); break;
-                case StreamKind.AddInPlace: TensorPrimitives.Add(z, x, z); break;
-                default: x.CopyTo(z); break;
-            }
-            return;
-        }
         fixed (float* px = x, py = y, pz = z)
         {
+            // 2^15 floats a chunk at least: shorter spans run inline (one chunk), waking a worker costs more than the pass.
             var body = new StreamBody { X = px, Y = py, Z = pz, N = n, Kind = kind };
-            KernelParallelism.For(KernelParallelism.Chunks((n + 15) / 16, 16, 1 << 17), ref body);
+            KernelParallelism.For(KernelParallelism.Chunks((n + 15) / 16, 16, 1 << 15), ref body);
         }
     }
 

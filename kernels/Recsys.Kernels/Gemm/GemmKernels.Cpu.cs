@@ -43,18 +43,27 @@ public static partial class GemmKernels
 
     /// <summary>
     /// A Linear's parameter gradients from its output gradient dY [k, m] and input X [k, n]: dW[m,n] (+)= dYᵀ·X and
-    /// dB[m] += Σ_p dY[p, m] (the bias gradient always accumulates). When the product takes the unpacked long-k path
-    /// (a token projection: a small dW over many rows) the column sums of dY are taken from the rows the product
-    /// reads anyway, instead of a second pass over dY; otherwise they are a separate pass
-    /// (<see cref="Reduce.ReduceKernels.ColumnSums"/>).
+    /// dB[m] += Σ_p dY[p, m] (the bias gradient always accumulates). Either output may be empty (not needed). When the
+    /// product takes the unpacked long-k path (a token projection: a small dW over many rows) the column sums of dY are
+    /// taken from the rows the product reads anyway, instead of a second pass over dY; otherwise they are a separate
+    /// pass (<see cref="Reduce.ReduceKernels.ColumnSums"/>).
     /// </summary>
     public static void LinearWeightGradients(ReadOnlySpan<float> dY, ReadOnlySpan<float> x, Span<float> dW, Span<float> dB,
         int m, int n, int k, bool accumulate)
     {
+        if (dW.IsEmpty)
+        {
+            if (!dB.IsEmpty) Reduce.ReduceKernels.ColumnSums(dY, dB, k, m, accumulate: true);
+            return;
+        }
         CheckShapes(dY.Length, x.Length, dW.Length, m, n, k, nameof(LinearWeightGradients));
+        if (dB.IsEmpty)
+        {
+            Run(dY, 1, m, x, n, 1, dW, m, n, k, accumulate, default, Activation.None);
+            return;
+        }
         KernelGuard.AtLeast(dB, m, nameof(dB), nameof(LinearWeightGradients));
-        if (m == 0 || n == 0) { Reduce.ReduceKernels.ColumnSums(dY, dB, k, m, accumulate: true); return; }
-        if (UseLongKTransposed(1, m, 1, m, n, k, hasEpilogue: false))
+        if (m > 0 && n > 0 && UseLongKTransposed(1, m, 1, m, n, k, hasEpilogue: false))
         {
             unsafe
             {

@@ -15,9 +15,6 @@ namespace Recsys.Kernels.Interaction;
 /// </summary>
 public static unsafe class AttentionKernels
 {
-    // Per-chunk scratch up to 16K floats lives on the stack; larger T takes one array per chunk.
-    private const int StackScratchLimit = 16 * 1024;
-
     /// <summary>Forward: output [B, T, d], probs [B, H, T, T] from qkv [B, T, 3d].</summary>
     public static void Forward(ReadOnlySpan<float> qkv, Span<float> output, Span<float> probs, int batch, int tokens, int dim, int heads)
     {
@@ -25,7 +22,7 @@ public static unsafe class AttentionKernels
         if (batch == 0 || tokens == 0) return;
         fixed (float* pq = qkv, po = output, pp = probs)
         {
-            var body = new ForwardBody { Qkv = pq, Output = po, Probs = pp, B = batch, T = tokens, Dim = dim, H = heads };
+            var body = new WithScratch<ForwardBody> { Body = new() { Qkv = pq, Output = po, Probs = pp, B = batch, T = tokens, Dim = dim, H = heads } };
             long cost = 2L * tokens * tokens * dim;
             KernelParallelism.For(KernelParallelism.Chunks(batch, cost), ref body);
         }
@@ -44,7 +41,10 @@ public static unsafe class AttentionKernels
         if (batch == 0 || tokens == 0) return;
         fixed (float* pg = dOutput, pq = qkv, pp = probs, pd = dQkv)
         {
-            var body = new BackwardBody { DOutput = pg, Qkv = pq, Probs = pp, DQkv = pd, B = batch, T = tokens, Dim = dim, H = heads, Accumulate = accumulate };
+            var body = new WithScratch<BackwardBody>
+            {
+                Body = new() { DOutput = pg, Qkv = pq, Probs = pp, DQkv = pd, B = batch, T = tokens, Dim = dim, H = heads, Accumulate = accumulate },
+            };
             long cost = 4L * tokens * tokens * dim;
             KernelParallelism.For(KernelParallelism.Chunks(batch, cost), ref body);
         }
@@ -159,26 +159,14 @@ public static unsafe class AttentionKernels
     /// (broadcast-FMA over Kᵀ's rows, no horizontal sums), the row softmax runs vectorised
     /// (TensorPrimitives), and O = P·V is the same kind of product over V's rows.
     /// </summary>
-    private struct ForwardBody : IChunkBody
+    private struct ForwardBody : IScratchChunkBody
     {
         public float* Qkv, Output, Probs;
         public int B, T, Dim, H;
 
-        public readonly void Run(int chunk, int chunks)
-        {
-            int need = ScratchFloats(T, Dim / H);
-            if (need <= StackScratchLimit)
-            {
-                float* scratch = stackalloc float[need];
-                Rows(chunk, chunks, scratch);
-            }
-            else
-            {
-                fixed (float* scratch = new float[need]) Rows(chunk, chunks, scratch);
-            }
-        }
+        public readonly int ScratchFloats => AttentionKernels.ScratchFloats(T, Dim / H);
 
-        private readonly void Rows(int chunk, int chunks, float* scratch)
+        public readonly void Run(int chunk, int chunks, float* scratch)
         {
             var (start, end) = KernelParallelism.Range(B, chunks, chunk);
             int t = T, d = Dim, dh = d / H, stride = 3 * d, tp = PadTokens(t);
@@ -211,27 +199,15 @@ public static unsafe class AttentionKernels
     /// Per (b, h): dP = dO·Vᵀ as a product over a transposed V, dS = P ⊙ (dP − rowsum(dP ⊙ P)) / sqrt(dh)
     /// vectorised, then dV = Pᵀ·dO, dK = dSᵀ·Q and dQ = dS·K as products that read P and dS transposed through strides.
     /// </summary>
-    private struct BackwardBody : IChunkBody
+    private struct BackwardBody : IScratchChunkBody
     {
         public float* DOutput, Qkv, Probs, DQkv;
         public int B, T, Dim, H;
         public bool Accumulate;
 
-        public void Run(int chunk, int chunks)
-        {
-            int need = ScratchFloats(T, Dim / H);
-            if (need <= StackScratchLimit)
-            {
-                float* scratch = stackalloc float[need];
-                Rows(chunk, chunks, scratch);
-            }
-            else
-            {
-                fixed (float* scratch = new float[need]) Rows(chunk, chunks, scratch);
-            }
-        }
+        public readonly int ScratchFloats => AttentionKernels.ScratchFloats(T, Dim / H);
 
-        private readonly void Rows(int chunk, int chunks, float* scratch)
+        public readonly void Run(int chunk, int chunks, float* scratch)
         {
             var (start, end) = KernelParallelism.Range(B, chunks, chunk);
             int t = T, d = Dim, dh = d / H, stride = 3 * d, tp = PadTokens(t);

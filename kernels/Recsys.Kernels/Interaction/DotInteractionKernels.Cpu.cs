@@ -24,7 +24,7 @@ public static unsafe class DotInteractionKernels
         int n = features + 1;
         fixed (float* pd = dense, ps = sparse, po = output)
         {
-            var body = new ForwardBody { Dense = pd, Sparse = ps, Output = po, Batch = batch, F = features, D = dim };
+            var body = new WithScratch<ForwardBody> { Body = new() { Dense = pd, Sparse = ps, Output = po, Batch = batch, F = features, D = dim } };
             KernelParallelism.For(KernelParallelism.Chunks(batch, (long)n * n * dim / 2 + dim), ref body);
         }
     }
@@ -44,7 +44,10 @@ public static unsafe class DotInteractionKernels
         int n = features + 1;
         fixed (float* pd = dense, ps = sparse, pg = dOutput, pdd = dDense, pds = dSparse)
         {
-            var body = new BackwardBody { Dense = pd, Sparse = ps, DOutput = pg, DDense = pdd, DSparse = pds, Batch = batch, F = features, D = dim };
+            var body = new WithScratch<BackwardBody>
+            {
+                Body = new() { Dense = pd, Sparse = ps, DOutput = pg, DDense = pdd, DSparse = pds, Batch = batch, F = features, D = dim },
+            };
             KernelParallelism.For(KernelParallelism.Chunks(batch, (long)n * n * dim + dim), ref body);
         }
     }
@@ -61,30 +64,17 @@ public static unsafe class DotInteractionKernels
     /// <summary>Rows of Z computed together in the blocked forward (4 rows x 2 vectors = 8 accumulators).</summary>
     private const int RowBlock = 4;
 
-    // Up to 16K floats (64 KB) of per-chunk scratch lives on the stack; larger problems take one
-    // array per chunk (per call, not per sample).
-    private const int StackScratchLimit = 16 * 1024;
-
-    private struct ForwardBody : IChunkBody
+    private struct ForwardBody : IScratchChunkBody
     {
         public float* Dense, Sparse, Output;
         public int Batch, F, D;
 
-        public void Run(int chunk, int chunks)
+        public readonly int ScratchFloats => DotInteractionKernels.ScratchFloats(F + 1, D);
+
+        public readonly void Run(int chunk, int chunks, float* scratch)
         {
             var (start, end) = KernelParallelism.Range(Batch, chunks, chunk);
-            int n = F + 1;
-            int need = ScratchFloats(n, D);
-            if (need <= StackScratchLimit)
-            {
-                float* scratch = stackalloc float[need];
-                if (Vector512.IsHardwareAccelerated) Blocked(start, end, scratch); else Rows(start, end, scratch);
-            }
-            else
-            {
-                fixed (float* scratch = new float[need])
-                    if (Vector512.IsHardwareAccelerated) Blocked(start, end, scratch); else Rows(start, end, scratch);
-            }
+            if (Vector512.IsHardwareAccelerated) Blocked(start, end, scratch); else Rows(start, end, scratch);
         }
 
         /// <summary>
@@ -183,25 +173,17 @@ public static unsafe class DotInteractionKernels
         }
     }
 
-    private struct BackwardBody : IChunkBody
+    private struct BackwardBody : IScratchChunkBody
     {
         public float* Dense, Sparse, DOutput, DDense, DSparse;
         public int Batch, F, D;
 
-        public void Run(int chunk, int chunks)
+        public readonly int ScratchFloats => DotInteractionKernels.ScratchFloats(F + 1, D);
+
+        public readonly void Run(int chunk, int chunks, float* scratch)
         {
             var (start, end) = KernelParallelism.Range(Batch, chunks, chunk);
-            int n = F + 1;
-            int need = ScratchFloats(n, D);
-            if (need <= StackScratchLimit)
-            {
-                float* scratch = stackalloc float[need];
-                Rows(start, end, scratch);
-            }
-            else
-            {
-                fixed (float* scratch = new float[need]) Rows(start, end, scratch);
-            }
+            Rows(start, end, scratch);
         }
 
         private readonly void Rows(int start, int end, float* t)

@@ -2,7 +2,6 @@ using Recsys.Engine.Core;
 using Recsys.Kernels.Common;
 using Recsys.Kernels.Elementwise;
 using Recsys.Kernels.Gemm;
-using Recsys.Kernels.Reduce;
 
 namespace Recsys.Engine.Operations;
 
@@ -53,11 +52,7 @@ public static partial class Ops
             GemmKernels.MatMul(dPre.ReadOnlySpan, weight.ReadOnlySpan, dX.Span, batch, inF, outF, accumulate: !freshDx);
         var dW = tape.GradOf(weight);
         var dBias = bias is null ? null : tape.GradOf(bias);
-        if (dW is not null && dBias is not null)
-            GemmKernels.LinearWeightGradients(dPre.ReadOnlySpan, x.ReadOnlySpan, dW.Span, dBias.Span, outF, inF, batch, accumulate: true);
-        else if (dW is not null)
-            GemmKernels.MatMulTN(dPre.ReadOnlySpan, x.ReadOnlySpan, dW.Span, outF, inF, batch, accumulate: true);
-        else if (dBias is not null)
-            ReduceKernels.ColumnSums(dPre.ReadOnlySpan, dBias.Span, batch, outF, accumulate: true);
+        GemmKernels.LinearWeightGradients(dPre.ReadOnlySpan, x.ReadOnlySpan, dW is null ? default : dW.Span, dBias is null ? default : dBias.Span,
+            outF, inF, batch, accumulate: true);
     }
 }

@@ -1,7 +1,6 @@
 using Recsys.Engine.Core;
 using Recsys.Kernels.Common;
 using Recsys.Kernels.Gemm;
-using Recsys.Kernels.Reduce;
 
 namespace Recsys.Engine.Operations;
 
@@ -43,8 +42,7 @@ public static partial class Ops
         if (tape.GradOf(x, out bool fresh) is { } dx) GemmKernels.MatMul(dy, weight.ReadOnlySpan, dx.Span, n, inDim, outDim, accumulate: !fresh);
         var dw = tape.GradOf(weight);
         var db = tape.GradOf(bias);
-        if (dw is not null && db is not null) GemmKernels.LinearWeightGradients(dy, x.ReadOnlySpan, dw.Span, db.Span, outDim, inDim, n, accumulate: true);
-        else if (dw is not null) GemmKernels.MatMulTN(dy, x.ReadOnlySpan, dw.Span, outDim, inDim, n, accumulate: true);
-        else if (db is not null) ReduceKernels.ColumnSums(dy, db.Span, n, outDim, accumulate: true);
+        GemmKernels.LinearWeightGradients(dy, x.ReadOnlySpan, dw is null ? default : dw.Span, db is null ? default : db.Span,
+            outDim, inDim, n, accumulate: true);
     }
 }

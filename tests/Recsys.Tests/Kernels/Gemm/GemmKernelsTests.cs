@@ -173,6 +173,30 @@ public class GemmKernelsTests
     }
 
     [Test]
+    public void LinearWeightGradients_OneOutputEmpty_ComputesTheOther()
+    {
+        const int m = 64, n = 64, k = 1000; // long-k shape: the fused path must not be needed for either alone
+        var dy = TestData.Floats(k * m, 1);
+        var x = TestData.Floats(k * n, 2);
+        var dwBoth = new float[m * n]; var dbBoth = new float[m];
+        GemmKernels.LinearWeightGradients(dy, x, dwBoth, dbBoth, m, n, k, accumulate: false);
+        var dwOnly = new float[m * n];
+        GemmKernels.LinearWeightGradients(dy, x, dwOnly, default, m, n, k, accumulate: false);
+        var dbOnly = new float[m];
+        GemmKernels.LinearWeightGradients(dy, x, default, dbOnly, m, n, k, accumulate: false);
+        Assert.That(dwOnly, Is.EqualTo(dwBoth), "dW alone");
+        TestData.AssertClose(dbOnly, dbBoth.Select(v => (double)v).ToArray(), 1e-5, 1e-4, "dB alone");
+    }
+
+    [Test]
+    public void LinearWeightGradients_ShortBias_ThrowsNamingSizes()
+    {
+        var ex = Assert.Throws<ArgumentException>(() =>
+            GemmKernels.LinearWeightGradients(new float[4 * 8], new float[4 * 2], new float[8 * 2], new float[7], 8, 2, 4, false));
+        Assert.That(ex!.Message, Does.Contain("dB").And.Contain("8").And.Contain("7"));
+    }
+
+    [Test]
     public void LinearWeightGradients_LongK_OneVersusTwoThreads_BitIdentical()
     {
         const int m = 64, n = 64, k = 5000;
