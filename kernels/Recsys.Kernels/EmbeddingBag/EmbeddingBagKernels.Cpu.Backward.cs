@@ -142,6 +142,19 @@ public static unsafe partial class EmbeddingBagKernels
             BackwardSgdScatter(tables, tableCount, batch, dim, idx, off, psw, mean, dOut, stride, offset, update.LearningRate, ws);
             return;
         }
+        float stepSize = 0;
+        if (update.Kind == SparseUpdateKind.Adam)
+        {
+            // PyTorch SparseAdam: step_size = lr · √(1-β2^t) / (1-β1^t), computed in double like Python.
+            double bc1 = 1 - Math.Pow(update.Beta1, update.Step);
+            double bc2 = 1 - Math.Pow(update.Beta2, update.Step);
+            stepSize = (float)(update.LearningRate * Math.Sqrt(bc2) / bc1);
+        }
+        if (update.Kind is SparseUpdateKind.RowwiseAdagrad or SparseUpdateKind.Adam)
+        {
+            BackwardCoalesced(tables, tableCount, batch, dim, idx, off, psw, mean, dOut, stride, offset, update, stepSize, ws);
+            return;
+        }
         int items = tableCount * batch;
         int base0 = off[0];
         int lookups = off[items] - base0;
@@ -172,14 +185,6 @@ public static unsafe partial class EmbeddingBagKernels
         long perRow = (long)dim * (2 + Math.Max(1, lookups / Math.Max(1, totalUnique)));
         int chunks = KernelParallelism.Chunks(totalUnique, perRow);
         ws.PrepareScratch(chunks, dim);
-        float stepSize = 0;
-        if (update.Kind == SparseUpdateKind.Adam)
-        {
-            // PyTorch SparseAdam: step_size = lr · √(1-β2^t) / (1-β1^t), computed in double like Python.
-            double bc1 = 1 - Math.Pow(update.Beta1, update.Step);
-            double bc2 = 1 - Math.Pow(update.Beta2, update.Step);
-            stepSize = (float)(update.LearningRate * Math.Sqrt(bc2) / bc1);
-        }
         var body = new UpdateBody
         {
             Tables = tables, TableCount = tableCount, Batch = batch, Dim = dim, Offsets = off, Base = base0,

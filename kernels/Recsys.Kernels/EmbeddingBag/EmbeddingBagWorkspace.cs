@@ -80,6 +80,26 @@ public sealed class EmbeddingBagWorkspace
         Grow(ref TablePtrs, tables);
     }
 
+    /// <summary>Per-chunk buffers of the bucketed coalescing backward (row-wise Adagrad, Adam).</summary>
+    internal CoalesceBuffers[] Coalesce = Array.Empty<CoalesceBuffers>();
+
+    /// <summary>
+    /// Sizes <paramref name="chunks"/> coalescing buffers: <paramref name="buckets"/> bucket bounds, <paramref name="entries"/>
+    /// partitioned positions, dense gradient rows for <paramref name="bucketRows"/> rows, and a copy of one table's
+    /// <paramref name="batch"/> dOutput rows.
+    /// </summary>
+    internal void PrepareCoalesce(int chunks, int buckets, int entries, int bucketRows, int rowStride, int batch)
+    {
+        if (Coalesce.Length < chunks)
+        {
+            var grown = new CoalesceBuffers[chunks];
+            Coalesce.CopyTo(grown, 0);
+            for (int c = Coalesce.Length; c < chunks; c++) grown[c] = new CoalesceBuffers();
+            Coalesce = grown;
+        }
+        for (int c = 0; c < chunks; c++) Coalesce[c].Ensure(buckets, entries, bucketRows, rowStride, batch);
+    }
+
     internal void PrepareScratch(int chunks, int dim) => Grow(ref Scratch, chunks * RoundUp(dim));
 
     internal void PrepareCollect(int uniques, int dim)
@@ -98,5 +118,64 @@ public sealed class EmbeddingBagWorkspace
             throw new InvalidOperationException($"EmbeddingBagWorkspace: a buffer of {needed} elements exceeds the largest array.");
         long size = Math.Min(Array.MaxLength, Math.Max(needed, needed + needed / 4));
         array = GC.AllocateUninitializedArray<T>((int)size, pinned: true);
+    }
+
+    /// <summary>
+    /// One chunk's buffers for bucketed coalescing: bucket bounds, the (bag, position) entries partitioned by bucket, and
+    /// per bucket row a gradient row, a mark (the stamp of the bucket that last touched it, so marks are never cleared)
+    /// and the list of touched rows. Pinned (the kernel holds raw pointers) and reused, so steady-state steps allocate nothing.
+    /// </summary>
+    internal sealed unsafe class CoalesceBuffers
+    {
+        private int[] _bucketStart = Array.Empty<int>(), _marks = Array.Empty<int>(), _touched = Array.Empty<int>();
+        private ulong[] _entries = Array.Empty<ulong>();
+        private float[] _grads = Array.Empty<float>(), _dOutRows = Array.Empty<float>();
+        private int _stamp;
+
+        public int* BucketStart { get; private set; }
+        public ulong* Entries { get; private set; }
+        public float* Gradients { get; private set; }
+        public float* DOutRows { get; private set; }
+        public int* Marks { get; private set; }
+        public int* Touched { get; private set; }
+
+        public void Ensure(int buckets, int entries, int bucketRows, int rowStride, int batch)
+        {
+            if (_bucketStart.Length < buckets + 1) BucketStart = Pin(ref _bucketStart, buckets + 1);
+            if (_entries.Length < entries) Entries = Pin(ref _entries, entries);
+            if (_marks.Length < bucketRows)
+            {
+                // Fresh marks are 0, a stamp no bucket uses.
+                Marks = Pin(ref _marks, bucketRows);
+                Touched = Pin(ref _touched, bucketRows);
+            }
+            if (_grads.Length < (long)bucketRows * rowStride + 16) Gradients = PinAligned(ref _grads, bucketRows * rowStride);
+            if (_dOutRows.Length < (long)batch * rowStride + 16) DOutRows = PinAligned(ref _dOutRows, checked(batch * rowStride));
+        }
+
+        /// <summary>The stamp of the next bucket: rows whose mark differs are untouched so far.</summary>
+        public int NextStamp()
+        {
+            if (_stamp == int.MaxValue)
+            {
+                _marks.AsSpan().Clear();
+                _stamp = 0;
+            }
+            return ++_stamp;
+        }
+
+        // Pinned-heap arrays never move, so their address stays valid after the fixed block.
+        private static T* Pin<T>(ref T[] array, int length) where T : unmanaged
+        {
+            array = GC.AllocateArray<T>(length, pinned: true);
+            fixed (T* p = array) return p;
+        }
+
+        /// <summary>As <see cref="Pin{T}"/>, the returned rows starting on a cache line (row strides are whole lines).</summary>
+        private static float* PinAligned(ref float[] array, int length)
+        {
+            float* p = Pin(ref array, length + 16);
+            return p + ((64 - (nint)p % 64) % 64) / sizeof(float);
+        }
     }
 }

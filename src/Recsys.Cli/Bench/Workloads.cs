@@ -188,14 +188,30 @@ public sealed class Workloads
                     tape.Backward(y, upstreamOne);
                 }
             });
-            foreach (var (layout, kind, s) in new[] { ("fused", "fwd", fwd), ("fused", "train", train), ("per_table", "fwd", fwdPer), ("per_table", "train", trainPer) })
+            // Engine-only: the optimizers whose update needs each row's whole gradient (bucketed coalescing, no peer run).
+            var trainAdagrad = TrainWith(new RowwiseAdagrad(0.01f));
+            var trainAdam = TrainWith(new SparseAdam(0.001f));
+            fused.Optimizer = new SparseSgd(0.01f);
+            StepStats TrainWith(SparseOptimizer optimizer)
+            {
+                fused.Optimizer = optimizer;
+                return BenchProtocol.Measure(() =>
+                {
+                    tape.Reset();
+                    var y = fused.Forward(tape, batches[cycle++ & 3]);
+                    tape.Backward(y, upstream);
+                });
+            }
+            foreach (var (layout, kind, s) in new[] { ("fused", "fwd", fwd), ("fused", "train", train), ("per_table", "fwd", fwdPer), ("per_table", "train", trainPer),
+                         ("fused", "train_rowwise_adagrad", trainAdagrad), ("fused", "train_adam", trainAdam) })
             {
                 double perS = lookups / (s.MedianMs / 1e3);
                 Summary[$"W1_{layout}_pf{pf}_{kind}_Mlookups_per_s"] = perS / 1e6;
                 Summary[$"W1_{layout}_pf{pf}_{kind}_GBps"] = perS * Dim * 4 / 1e9;
-                w1[$"{layout}_pf{pf}_{(kind == "fwd" ? "forward" : "train")}"] = Detail(s, ("lookups", lookups), ("lookups_per_s", perS), ("bytes_per_s", perS * Dim * 4));
+                w1[$"{layout}_pf{pf}_{(kind == "fwd" ? "forward" : kind)}"] = Detail(s, ("lookups", lookups), ("lookups_per_s", perS), ("bytes_per_s", perS * Dim * 4));
             }
-            _log($"W1 {tables} x {rows} rows, pf{pf}: fused fwd {fwd.MedianMs:F2} ms, train {train.MedianMs:F2} ms; per-table fwd {fwdPer.MedianMs:F2} ms, train {trainPer.MedianMs:F2} ms");
+            _log($"W1 {tables} x {rows} rows, pf{pf}: fused fwd {fwd.MedianMs:F2} ms, train {train.MedianMs:F2} ms; per-table fwd {fwdPer.MedianMs:F2} ms, train {trainPer.MedianMs:F2} ms; " +
+                 $"fused train with row-wise Adagrad {trainAdagrad.MedianMs:F2} ms, with Adam {trainAdam.MedianMs:F2} ms");
         }
         w1["tables"] = tables;
         w1["rows_per_table"] = rows;

@@ -343,6 +343,202 @@ public class EmbeddingBagKernelTests
         }
     }
 
+    /// <summary>Tables of a few rows (dense duplicates), of one bucket, and of several buckets of the coalescing backward.</summary>
+    private static readonly int[] CoalescedRows = { 40, 3, 2500 };
+
+    /// <summary>
+    /// Random bags over <paramref name="tables"/> tables of <see cref="CoalescedRows"/>, and a strided dOutput with one
+    /// junk column each side; ids are spread over each table's rows.
+    /// </summary>
+    private static (int[] Idx, int[] Off, float[] Psw, float[] DOut, int Stride) CoalescedCase(int tables, int batch, int dim, int maxLen, int seed)
+    {
+        var (idx, off, psw) = EmbeddingBagReference.Bags(tables * batch, maxLen, rows: 3, seed: seed, baseOffset: 2);
+        for (int f = 0; f < tables; f++)
+            for (int p = off[f * batch]; p < off[(f + 1) * batch]; p++) idx[p] = (int)(((long)idx[p] * 7919 + 31L * p * p) % CoalescedRows[f]);
+        int stride = tables * dim + 2;
+        return (idx, off, psw, TestData.Floats(batch * stride, 50 + dim), stride);
+    }
+
+    [Test]
+    public void BackwardTables_RowwiseAdagradAndAdam_MatchFloat64Reference(
+        [Values(SparseUpdateKind.RowwiseAdagrad, SparseUpdateKind.Adam)] SparseUpdateKind kind,
+        [Values(PoolingMode.Sum, PoolingMode.Mean)] PoolingMode mode, [Values(false, true)] bool weighted,
+        [Values(1, 3)] int tables, [Values(1, 2)] int threads) // one table on two threads: row slices
+    {
+        const float lr = 0.05f, eps = 1e-3f, beta1 = 0.9f, beta2 = 0.99f;
+        const long step = 3;
+        int saved = KernelParallelism.MaxThreads;
+        try
+        {
+            KernelParallelism.MaxThreads = threads;
+            foreach (int dim in new[] { 7, 64, 300 }) // 300: short buckets (dense gradient rows of a bucket stay ~256 KiB)
+            {
+                const int batch = 700;
+                var rows = CoalescedRows;
+                var (idx, off, psw, dOut, stride) = CoalescedCase(tables, batch, dim, maxLen: 12, seed: dim);
+                var weights = new float[tables][];
+                var s1 = new float[tables][];
+                var s2 = new float[tables][];
+                for (int f = 0; f < tables; f++)
+                {
+                    weights[f] = TestData.Floats(rows[f] * dim, 20 + f + dim);
+                    // Non-zero starting state, as after earlier steps (Adam's v must stay positive).
+                    s1[f] = kind == SparseUpdateKind.Adam ? TestData.Floats(rows[f] * dim, 30 + f) : TestData.Floats(rows[f], 30 + f).Select(MathF.Abs).ToArray();
+                    s2[f] = kind == SparseUpdateKind.Adam ? TestData.Floats(rows[f] * dim, 40 + f).Select(MathF.Abs).ToArray() : Array.Empty<float>();
+                }
+                var before = weights.Select(w => (float[])w.Clone()).ToArray();
+                var s1Before = s1.Select(a => (float[])a.Clone()).ToArray();
+                var s2Before = s2.Select(a => (float[])a.Clone()).ToArray();
+                var update = kind == SparseUpdateKind.Adam ? SparseUpdate.Adam(lr, beta1, beta2, eps, step) : SparseUpdate.RowwiseAdagrad(lr, eps);
+                EmbeddingBagKernels.BackwardTables(weights, rows.AsSpan(0, tables), dim, batch, idx, off, weighted ? psw : default, mode,
+                    dOut, stride, 1, update, s1, kind == SparseUpdateKind.Adam ? s2 : default, new EmbeddingBagWorkspace());
+
+                double stepSize = lr * Math.Sqrt(1 - Math.Pow(beta2, step)) / (1 - Math.Pow(beta1, step));
+                for (int f = 0; f < tables; f++)
+                {
+                    var dense = new float[batch * dim];
+                    for (int b = 0; b < batch; b++) Array.Copy(dOut, b * stride + 1 + f * dim, dense, b * dim, dim);
+                    var tableOffsets = off.AsSpan(f * batch, batch + 1).ToArray();
+                    var g = EmbeddingBagReference.RowGradients(dim, idx, tableOffsets, weighted ? psw : null, mode == PoolingMode.Mean, dense);
+                    // Σ|c_j| per element bounds the float32 summation error, which cancellation (signed dOutput, a 3-row
+                    // table with ~1400 contributions per row) makes large relative to the sum itself.
+                    var gAbs = EmbeddingBagReference.RowGradients(dim, idx, tableOffsets, weighted ? psw.Select(MathF.Abs).ToArray() : null,
+                        mode == PoolingMode.Mean, dense.Select(MathF.Abs).ToArray());
+                    foreach (var (r, gr) in g)
+                    {
+                        double[] tolG = gAbs[r].Select(a => 2e-6 * a + 1e-7).ToArray(); // ~√N·ε of Σ|c_j|: a lost contribution (≥ 0.05/12) exceeds it
+                        if (kind == SparseUpdateKind.RowwiseAdagrad)
+                        {
+                            double st = s1Before[f][r] + gr.Sum(x => x * x) / dim;
+                            double tolSt = Enumerable.Range(0, dim).Sum(c => 2 * Math.Abs(gr[c]) * tolG[c]) / dim + 1e-6 * st;
+                            Assert.That(s1[f][r], Is.EqualTo(st).Within(tolSt), $"state of row {r}, table {f}, dim {dim}");
+                            double a = lr / (Math.Sqrt(st) + eps);
+                            for (int c = 0; c < dim; c++)
+                            {
+                                double w = before[f][r * dim + c] - a * gr[c];
+                                double tol = a * (tolG[c] + Math.Abs(gr[c]) * tolSt / (2 * st)) + 1e-6 * Math.Max(1, Math.Abs(w));
+                                Assert.That(weights[f][r * dim + c], Is.EqualTo(w).Within(tol), $"row {r}, column {c}, table {f}, dim {dim}");
+                            }
+                        }
+                        else
+                        {
+                            for (int c = 0; c < dim; c++)
+                            {
+                                float m0 = s1Before[f][r * dim + c], v0 = s2Before[f][r * dim + c];
+                                double m = m0 + (gr[c] - m0) * (1 - beta1);
+                                double v = v0 + (gr[c] * gr[c] - v0) * (1 - beta2);
+                                double tolM = (1 - beta1) * tolG[c] + 1e-6 * Math.Max(1, Math.Abs(m));
+                                double tolV = (1 - beta2) * 2 * Math.Abs(gr[c]) * tolG[c] + 1e-6 * Math.Max(1, v);
+                                Assert.That(s1[f][r * dim + c], Is.EqualTo(m).Within(tolM), $"m of row {r}, column {c}, table {f}, dim {dim}");
+                                Assert.That(s2[f][r * dim + c], Is.EqualTo(v).Within(tolV), $"v of row {r}, column {c}, table {f}, dim {dim}");
+                                double den = Math.Sqrt(v) + eps;
+                                double w = before[f][r * dim + c] - stepSize * m / den;
+                                double tol = stepSize * (tolM / den + Math.Abs(m) * tolV / (2 * Math.Sqrt(v) * den * den)) + 1e-6 * Math.Max(1, Math.Abs(w));
+                                Assert.That(weights[f][r * dim + c], Is.EqualTo(w).Within(tol), $"row {r}, column {c}, table {f}, dim {dim}");
+                            }
+                        }
+                    }
+                    for (int r = 0; r < rows[f]; r++)
+                        if (!g.ContainsKey(r))
+                        {
+                            Assert.That(weights[f].AsSpan(r * dim, dim).ToArray(), Is.EqualTo(before[f].AsSpan(r * dim, dim).ToArray()), $"untouched row {r} of table {f}");
+                            if (kind == SparseUpdateKind.RowwiseAdagrad) Assert.That(s1[f][r], Is.EqualTo(s1Before[f][r]), $"untouched state {r}");
+                        }
+                }
+            }
+        }
+        finally
+        {
+            KernelParallelism.MaxThreads = saved;
+        }
+    }
+
+    [Test]
+    public void BackwardTables_RowwiseAdagradAndAdam_SameBitsAsSortedCollectThenRowUpdate(
+        [Values(SparseUpdateKind.RowwiseAdagrad, SparseUpdateKind.Adam)] SparseUpdateKind kind,
+        [Values(PoolingMode.Sum, PoolingMode.Mean)] PoolingMode mode, [Values(false, true)] bool weighted, [Values(1, 2)] int threads)
+    {
+        // The bucketed coalescing must sum each row's contributions in position order from the first product, like the
+        // sort-based Collect path: then the update of the collected gradient with the same row primitives is bit-equal.
+        const int tables = 3, batch = 600, dim = 33;
+        const float lr = 0.05f, eps = 1e-3f, beta1 = 0.9f, beta2 = 0.99f;
+        int saved = KernelParallelism.MaxThreads;
+        try
+        {
+            KernelParallelism.MaxThreads = threads;
+            var rows = CoalescedRows;
+            var (idx, off, psw, dOut, stride) = CoalescedCase(tables, batch, dim, maxLen: 9, seed: 77);
+            var weights = Enumerable.Range(0, tables).Select(f => TestData.Floats(rows[f] * dim, 60 + f)).ToArray();
+            var s1 = Enumerable.Range(0, tables).Select(f => kind == SparseUpdateKind.Adam ? TestData.Floats(rows[f] * dim, 70 + f) : new float[rows[f]]).ToArray();
+            var s2 = Enumerable.Range(0, tables).Select(f => kind == SparseUpdateKind.Adam ? TestData.Floats(rows[f] * dim, 80 + f).Select(MathF.Abs).ToArray() : Array.Empty<float>()).ToArray();
+            var expectedW = weights.Select(w => (float[])w.Clone()).ToArray();
+            var expected1 = s1.Select(a => (float[])a.Clone()).ToArray();
+            var expected2 = s2.Select(a => (float[])a.Clone()).ToArray();
+
+            var ws = new EmbeddingBagWorkspace();
+            EmbeddingBagKernels.BackwardTables(expectedW, rows, dim, batch, idx, off, weighted ? psw : default, mode, dOut, stride, 1,
+                SparseUpdate.Collect, default, default, ws);
+            float stepSize = (float)(lr * Math.Sqrt(1 - Math.Pow(beta2, 1)) / (1 - Math.Pow(beta1, 1)));
+            unsafe
+            {
+                for (int f = 0; f < tables; f++)
+                {
+                    var ids = ws.UniqueIds(f).ToArray();
+                    var grads = ws.RowGradients(f).ToArray();
+                    fixed (float* g0 = grads, w = expectedW[f], m = expected1[f], v = expected2[f])
+                        for (int u = 0; u < ids.Length; u++)
+                        {
+                            float* g = g0 + u * dim;
+                            long row = (long)ids[u] * dim;
+                            if (kind == SparseUpdateKind.RowwiseAdagrad)
+                            {
+                                float st = m[ids[u]] + EmbeddingBagKernels.SumSquares(g, dim) / dim;
+                                m[ids[u]] = st;
+                                EmbeddingBagKernels.Axpy(-lr / (MathF.Sqrt(st) + eps), g, w + row, dim);
+                            }
+                            else EmbeddingBagKernels.AdamRow(g, w + row, m + row, v + row, dim, beta1, beta2, stepSize, eps);
+                        }
+                }
+            }
+
+            var update = kind == SparseUpdateKind.Adam ? SparseUpdate.Adam(lr, beta1, beta2, eps, 1) : SparseUpdate.RowwiseAdagrad(lr, eps);
+            EmbeddingBagKernels.BackwardTables(weights, rows, dim, batch, idx, off, weighted ? psw : default, mode, dOut, stride, 1,
+                update, s1, kind == SparseUpdateKind.Adam ? s2 : default, ws);
+            for (int f = 0; f < tables; f++)
+            {
+                Assert.That(weights[f], Is.EqualTo(expectedW[f]), $"weights of table {f}");
+                Assert.That(s1[f], Is.EqualTo(expected1[f]), $"state 1 of table {f}");
+                Assert.That(s2[f], Is.EqualTo(expected2[f]), $"state 2 of table {f}");
+            }
+        }
+        finally
+        {
+            KernelParallelism.MaxThreads = saved;
+        }
+    }
+
+    [Test]
+    public void BackwardTables_Adagrad_BadIdInLastTable_ThrowsAndUpdatesNothing([Values(SparseUpdateKind.RowwiseAdagrad, SparseUpdateKind.Adam)] SparseUpdateKind kind)
+    {
+        const int dim = 16, batch = 300, rows = 10;
+        var weights = new[] { TestData.Floats(rows * dim, 1), TestData.Floats(rows * dim, 2) };
+        var before = weights.Select(w => (float[])w.Clone()).ToArray();
+        int stateLength = kind == SparseUpdateKind.Adam ? rows * dim : rows;
+        var s1 = new[] { new float[stateLength], new float[stateLength] };
+        var s2 = new[] { new float[stateLength], new float[stateLength] };
+        var idx = Enumerable.Range(0, 2 * batch).Select(i => i % rows).ToArray();
+        idx[2 * batch - 1] = -3;
+        var off = Enumerable.Range(0, 2 * batch + 1).ToArray();
+        var update = kind == SparseUpdateKind.Adam ? SparseUpdate.Adam(0.1f, 0.9f, 0.999f, 1e-8f, 1) : SparseUpdate.RowwiseAdagrad(0.1f, 1e-8f);
+        var ex = Assert.Throws<EmbeddingIndexOutOfRangeException>(() =>
+            EmbeddingBagKernels.BackwardTables(weights, new[] { rows, rows }, dim, batch, idx, off, default, PoolingMode.Sum,
+                TestData.Floats(batch * 2 * dim, 3), 2 * dim, 0, update, s1, kind == SparseUpdateKind.Adam ? s2 : default, new EmbeddingBagWorkspace()));
+        Assert.That((ex!.Table, ex.Position, ex.Id), Is.EqualTo((1, 2 * batch - 1, -3)));
+        Assert.That(weights[0], Is.EqualTo(before[0]));
+        Assert.That(weights[1], Is.EqualTo(before[1]));
+        Assert.That(s1[0].Concat(s1[1]).All(x => x == 0), Is.True, "optimizer state untouched");
+    }
+
     [Test]
     public void BackwardTables_Sgd_BadIdInLastTable_ThrowsAndUpdatesNothing()
     {
