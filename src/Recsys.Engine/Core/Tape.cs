@@ -14,8 +14,9 @@ public struct TapeEntry
     public BackwardFn Backward;
     public Tensor? Output;
     public Tensor? A, B, C, D, E;
-    /// <summary>Op-specific saved object (index batches, module references, ...).</summary>
-    public object? State;
+    /// <summary>Op-specific saved objects (index batches, module references, ...): two slots, so an op that saves two
+    /// references needs no holder object (a recorded step allocates nothing).</summary>
+    public object? State, State2;
     public int I0, I1, I2, I3;
     public float F0, F1;
 }

@@ -31,7 +31,7 @@ public sealed class DcnV2 : RankingModel
         var dense = DenseInput(tape, batch);
         var e = Embeddings.Forward(tape, batch.Sparse);
         var flat = Ops.Reshape(tape, e, new Shape(batch.Size, e.Length / Math.Max(1, batch.Size)));
-        var x0 = Ops.Concat(tape, [dense, flat]);
+        var x0 = Ops.Concat(tape, dense, flat);
         var x = Cross.Forward(tape, x0);
         return Deep.Forward(tape, x);
     }

@@ -13,6 +13,19 @@ public static partial class Ops
     public static Tensor Concat(Tape tape, params Tensor[] parts)
     {
         ArgumentNullException.ThrowIfNull(parts);
+        return ConcatCore(tape, parts, parts);
+    }
+
+    /// <summary>
+    /// <see cref="Concat(Tape, Tensor[])"/> of two tensors, [B, d_a] and [B, d_b] into [B, d_a + d_b]. The pair is recorded
+    /// in the tape entry itself, so a training step that concatenates two inputs (DCNv2's x0) allocates nothing.
+    /// </summary>
+    public static Tensor Concat(Tape tape, Tensor a, Tensor b) => ConcatCore(tape, [a, b], null);
+
+    /// <summary>Forward of both overloads; <paramref name="array"/> is the caller's parts array, or null for a recorded pair.</summary>
+    private static Tensor ConcatCore(Tape tape, ReadOnlySpan<Tensor> parts, Tensor[]? array)
+    {
+        ArgumentNullException.ThrowIfNull(tape);
         if (parts.Length == 0) throw new ArgumentException("Concat: expected at least one tensor, got none.", nameof(parts));
         int batch = -1, width = 0;
         bool needsGrad = false;
@@ -27,7 +40,7 @@ public static partial class Ops
             width += x.Dim(1);
             needsGrad |= x.RequiresGrad;
         }
-        if (tape.Device.IsGpu) return ConcatGpu(tape, parts, batch, width, needsGrad);
+        if (tape.Device.IsGpu) return ConcatGpu(tape, array ?? parts.ToArray(), batch, width, needsGrad);
         var y = tape.Arena.Allocate(new Shape(batch, width));
         var ys = y.Span;
         int offset = 0;
@@ -39,11 +52,16 @@ public static partial class Ops
             offset += d;
         }
         if (needsGrad && tape.RecordingEnabled)
-            tape.Record(new TapeEntry { Backward = static (t, in e) => ConcatBackward(t, e.Output!, (Tensor[])e.State!), Output = y, State = parts });
+        {
+            if (array is null)
+                tape.Record(new TapeEntry { Backward = static (t, in e) => ConcatBackward(t, e.Output!, [e.A!, e.B!]), Output = y, A = parts[0], B = parts[1] });
+            else
+                tape.Record(new TapeEntry { Backward = static (t, in e) => ConcatBackward(t, e.Output!, (Tensor[])e.State!), Output = y, State = array });
+        }
         return y;
     }
 
-    private static void ConcatBackward(Tape tape, Tensor y, Tensor[] parts)
+    private static void ConcatBackward(Tape tape, Tensor y, ReadOnlySpan<Tensor> parts)
     {
         if (y.Grad is not { } dy) return;
         int batch = y.Dim(0), width = y.Dim(1), offset = 0;

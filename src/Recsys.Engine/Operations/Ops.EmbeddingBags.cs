@@ -6,13 +6,6 @@ namespace Recsys.Engine.Operations;
 
 public static partial class Ops
 {
-    /// <summary>What the backward of one embedding-bag lookup needs: the collection and the ids it looked up.</summary>
-    private sealed class EmbeddingBagsSaved(EmbeddingBagCollection collection, KeyedJagged ids)
-    {
-        public readonly EmbeddingBagCollection Collection = collection;
-        public readonly KeyedJagged Ids = ids;
-    }
-
     /// <summary>
     /// Pooled lookups of all tables of <paramref name="collection"/>: y[b, f, :] = pool(W_f[ids(f, b)]), shape [B, F, D].
     /// Backward (when the tape records) is sparse and fused with the collection's optimizer; <paramref name="ids"/>
@@ -29,20 +22,21 @@ public static partial class Ops
         collection.ForwardInto(ids, y.Span);
         if (tape.RecordingEnabled)
         {
-            // One small object per recorded lookup (a tape entry has one State slot for two references).
+            // The backward needs the collection and the ids it looked up: one State slot each, no holder object.
             tape.Record(new TapeEntry
             {
-                Backward = static (t, in e) => EmbeddingBagsBackward(e.Output!, (EmbeddingBagsSaved)e.State!),
+                Backward = static (t, in e) => EmbeddingBagsBackward(e.Output!, (EmbeddingBagCollection)e.State!, (KeyedJagged)e.State2!),
                 Output = y,
-                State = new EmbeddingBagsSaved(collection, ids),
+                State = collection,
+                State2 = ids,
             });
         }
         return y;
     }
 
-    private static void EmbeddingBagsBackward(Tensor y, EmbeddingBagsSaved saved)
+    private static void EmbeddingBagsBackward(Tensor y, EmbeddingBagCollection collection, KeyedJagged ids)
     {
         if (y.Grad is null) return;
-        saved.Collection.Backward(saved.Ids, y.Grad.ReadOnlySpan);
+        collection.Backward(ids, y.Grad.ReadOnlySpan);
     }
 }
