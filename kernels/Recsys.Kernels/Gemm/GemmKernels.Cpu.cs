@@ -159,6 +159,11 @@ public static partial class GemmKernels
                 RunAxpys(pa, ars, acs, pb, pc, m, n, k, accumulate);
                 return;
             }
+            if (ars == 1 && acs == m && bcs == 1 && brs == n && n <= NarrowLimit && m >= NarrowLimit && activation == Activation.None && pBias == null)
+            {
+                RunOuterProducts(pa, pb, pc, m, n, k, accumulate);
+                return;
+            }
             if (bcs != 1 && acs == 1 && (m <= SkinnyLimit || n <= SkinnyLimit))
             {
                 RunDots(pa, pb, pc, m, n, k, accumulate, pBias, activation);

@@ -147,6 +147,41 @@ public class GemmKernelsTests
     }
 
     [Test]
+    public void MatMulTN_NarrowOutput_MatchesFloat64ReferenceAndPackedPathBits([Values(false, true)] bool accumulate, [Values(1, 2)] int threads)
+    {
+        // A weight gradient with few columns (a layer with 13 inputs) is summed as outer products of A's rows, unpacked;
+        // with more columns the same product takes the packed path. Both chain the multiply-adds over k in order, so
+        // the narrow product equals the first columns of the wide one, bit for bit, on any thread count.
+        int saved = KernelParallelism.MaxThreads;
+        try
+        {
+            KernelParallelism.MaxThreads = threads;
+            int seed = 700;
+            foreach (var (m, n, k) in new[] { (512, 13, 300), (16, 1, 9), (67, 16, 33), (130, 5, 1000), (64, 3, 4096) })
+            {
+                seed += 5;
+                CheckOne(Layout.TN, m, n, k, accumulate, seed);
+                const int wide = 40;
+                var a = TestData.Floats(k * m, seed);
+                var bWide = TestData.Floats(k * wide, seed + 1);
+                var b = new float[k * n];
+                for (int p = 0; p < k; p++) Array.Copy(bWide, p * wide, b, p * n, n);
+                var narrow = TestData.Floats(m * n, seed + 2);
+                var packed = new float[m * wide];
+                for (int i = 0; i < m; i++) Array.Copy(narrow, i * n, packed, i * wide, n);
+                GemmKernels.MatMulTN(a, b, narrow, m, n, k, accumulate);
+                GemmKernels.MatMulTN(a, bWide, packed, m, wide, k, accumulate);
+                for (int i = 0; i < m; i++)
+                    Assert.That(narrow.AsSpan(i * n, n).ToArray(), Is.EqualTo(packed.AsSpan(i * wide, n).ToArray()), $"m={m} n={n} k={k}: row {i}, narrow vs packed bits");
+            }
+        }
+        finally
+        {
+            KernelParallelism.MaxThreads = saved;
+        }
+    }
+
+    [Test]
     public void LinearWeightGradients_LongKAndPacked_MatchFloat64Reference([Values(false, true)] bool accumulate)
     {
         // (64, 64, 4000) fuses the bias sums into the unpacked product; (20, 33, 300) runs the packed product and a
