@@ -81,6 +81,7 @@ public sealed class Tape
     public Tensor? GradOf(Tensor t)
     {
         if (!t.RequiresGrad) return null;
+        if (ReferenceEquals(t, _seeded)) Unborrow();
         if (t.Owner is { } p)
         {
             p.Touched = true;
@@ -98,15 +99,44 @@ public sealed class Tape
     {
         fresh = false;
         if (!t.RequiresGrad) return null;
+        if (ReferenceEquals(t, _seeded)) Unborrow();
         if (t.Owner is not null || t.Grad is not null) return GradOf(t);
         fresh = true;
         return t.Grad = Arena.Allocate(t.Shape);
     }
 
     /// <summary>
+    /// The gradient of op output <paramref name="t"/> for a backward rule that overwrites it in place (e.g. turning dY into
+    /// dPre): never the caller's seed tensor, which <see cref="Backward"/> may have lent as that gradient.
+    /// </summary>
+    public Tensor? GradToOverwrite(Tensor t)
+    {
+        if (ReferenceEquals(t, _seeded)) Unborrow();
+        return t.Grad;
+    }
+
+    /// <summary>
+    /// The output whose gradient is the caller's host seed itself (not a copy), until a rule would write into it:
+    /// <see cref="Unborrow"/> then gives it a copy. A seed is only ever read by the output's own backward rule
+    /// otherwise, so a 27 MB seed (the embedding benchmark's upstream gradient) is not copied at all.
+    /// </summary>
+    private Tensor? _seeded;
+
+    private void Unborrow()
+    {
+        var t = _seeded!;
+        _seeded = null;
+        var copy = Arena.Allocate(t.Shape);
+        ElementwiseKernels.Copy(t.Grad!.ReadOnlySpan, copy.Span);
+        t.Grad = copy;
+    }
+
+    /// <summary>
     /// Back-propagates from <paramref name="loss"/>. A scalar loss is seeded with 1; a non-scalar output
     /// with <paramref name="seed"/> (same shape), e.g. a fixed upstream gradient in benchmarks.
-    /// The recorded ops are consumed: call Backward once per recorded graph.
+    /// The recorded ops are consumed: call Backward once per recorded graph. A host seed is never modified and is not
+    /// copied either: it becomes <paramref name="loss"/>'s gradient itself (read by the rules; a rule that would write
+    /// into it, or a later accumulation, gets a copy), so it must not change until this call returns.
     /// </summary>
     public void Backward(Tensor loss, Tensor? seed = null)
     {
@@ -115,6 +145,16 @@ public sealed class Tape
             throw new InvalidOperationException($"Backward: '{loss}' does not require grad; nothing on the tape leads to it.");
         bool freshGrad = loss.Grad is null && loss.Owner is null;
         seed?.ExpectShape(loss.Shape, "Backward seed");
+        // One lent seed at a time: an earlier one (a previous Backward on this tape) gets its copy now.
+        if (_seeded is not null) Unborrow();
+        if (freshGrad && seed is not null && !loss.IsOnDevice && !seed.IsOnDevice)
+        {
+            // Lend the seed as the output's gradient: rules read it; one that would write into it gets a copy first.
+            loss.Grad = seed;
+            _seeded = loss;
+            RunRules();
+            return;
+        }
         // A host seed is copied into a fresh gradient, so that buffer needs no zero-fill first.
         bool hostSeed = seed is not null && !loss.IsOnDevice;
         var g = hostSeed ? GradOf(loss, out _)! : GradOf(loss)!;
@@ -153,6 +193,12 @@ public sealed class Tape
         {
             ElementwiseKernels.AddInPlace(seed.ReadOnlySpan, g.Span);
         }
+        RunRules();
+    }
+
+    /// <summary>Runs the recorded backward rules in reverse order, then drops them.</summary>
+    private void RunRules()
+    {
         for (int i = _count - 1; i >= 0; i--)
         {
             ref readonly var e = ref _entries[i];
@@ -181,6 +227,7 @@ public sealed class Tape
     {
         Array.Clear(_entries, 0, _count);
         _count = 0;
+        _seeded = null;
         Arena.Reset();
         _lastMark = System.Diagnostics.Stopwatch.GetTimestamp();
     }

@@ -46,7 +46,10 @@ public static partial class Ops
         // nothing reads it after this rule: the activation's backward can turn it into dPre in place.
         var dPre = y.Grad;
         if (activation != Activation.None)
+        {
+            dPre = tape.GradToOverwrite(y)!;
             ElementwiseKernels.ActivationBackwardInPlace(activation, y.ReadOnlySpan, dPre.Span);
+        }
         var dX = tape.GradOf(x, out bool freshDx);
         if (dX is not null)
             GemmKernels.MatMul(dPre.ReadOnlySpan, weight.ReadOnlySpan, dX.Span, batch, inF, outF, accumulate: !freshDx);

@@ -30,7 +30,7 @@ public static partial class Ops
         if (y.Grad is null) return;
         var gpu = tape.Device.Gpu;
         int batch = x.Dim(0), inF = x.Dim(1), outF = weight.Dim(0);
-        var dPre = y.Grad;
+        var dPre = tape.GradToOverwrite(y)!;
         ElementwiseGpuKernels.ActivationBackwardInPlace(gpu, activation, y.View, dPre.View, dPre.Length);
         var dX = tape.GradOf(x, out bool freshDx);
         if (dX is not null)

@@ -96,4 +96,51 @@ public class TapeTests
         for (int i = 0; i < 4; i++)
             Assert.That(afterSecond[i], Is.EqualTo(2 * afterFirst[i]).Within(1e-6), "the second backward adds exactly one more contribution");
     }
+
+    [Test]
+    public void Backward_HostSeed_IsNeverModified_EvenWhenTheLastRuleWritesItsOutputGradientInPlace()
+    {
+        // Linear + ReLU turns its output gradient into dPre in place; with the seed lent as that gradient it must copy.
+        var x = TestData.Tensor(new Shape(5, 7), 1);
+        var w = TestData.Parameter("w", new Shape(3, 7), 2);
+        var b = TestData.Parameter("b", new Shape(3), 3);
+        var seed = TestData.Tensor(new Shape(5, 3), 4, requiresGrad: false);
+        var seedBefore = seed.ToArray();
+
+        var tape = new Tape();
+        tape.Backward(Ops.Linear(tape, x, w.Value, b.Value, Recsys.Kernels.Common.Activation.Relu), seed);
+        Assert.That(seed.ToArray(), Is.EqualTo(seedBefore), "seed after backward");
+        var dW = w.Grad.ToArray();
+        var dX = x.Grad!.ToArray();
+
+        // The same step seeded through an ones-scaled loss (no lent seed): the same gradients.
+        w.ZeroGrad();
+        b.ZeroGrad();
+        x.Grad = null;
+        var tape2 = new Tape();
+        var y = Ops.Linear(tape2, x, w.Value, b.Value, Recsys.Kernels.Common.Activation.Relu);
+        var seedCopy = new Tensor(seed.Shape, seedBefore);
+        tape2.Backward(Ops.Sum(tape2, Ops.Mul(tape2, y, seedCopy)));
+        Assert.That(w.Grad.ToArray(), Is.EqualTo(dW).Within(1e-6), "dW");
+        Assert.That(x.Grad!.ToArray(), Is.EqualTo(dX).Within(1e-6), "dX");
+    }
+
+    [Test]
+    public void Backward_LaterAccumulationIntoASeededOutput_LeavesTheFirstSeedAlone()
+    {
+        var p = TestData.Parameter("p", new Shape(4), 6);
+        var tape = new Tape();
+        var seed1 = TestData.Tensor(new Shape(2, 2), 7, requiresGrad: false);
+        var seed2 = TestData.Tensor(new Shape(2, 2), 8, requiresGrad: false);
+        var before1 = seed1.ToArray();
+        var y = Ops.Reshape(tape, p.Value, new Shape(2, 2));
+        tape.Backward(y, seed1);
+        Assert.That(y.Grad!.ToArray(), Is.EqualTo(before1), "the output's gradient is the seed");
+        // A second graph from y: its rule adds into y's gradient, which must not be the caller's seed1 any more.
+        var z = Ops.Reshape(tape, y, new Shape(4));
+        tape.Backward(z, new Tensor(new Shape(4), seed2.ToArray()));
+        Assert.That(seed1.ToArray(), Is.EqualTo(before1), "first seed after the second backward");
+        var expected = before1.Zip(seed2.ToArray(), (u, v) => u + v).ToArray();
+        Assert.That(y.Grad!.ToArray(), Is.EqualTo(expected).Within(1e-6), "y's gradient accumulated both seeds");
+    }
 }
