@@ -100,27 +100,41 @@ public static class ElementwiseKernels
             case Activation.None:
                 break;
             case Activation.Relu:
-            {
-                int n = y.Length, i = 0;
-                if (Vector512.IsHardwareAccelerated)
-                    for (; i + 16 <= n; i += 16)
-                    {
-                        var mask = Vector512.GreaterThan(Vector512.Create(y.Slice(i, 16)), Vector512<float>.Zero);
-                        (Vector512.Create(dOutputInPre.Slice(i, 16)) & mask).CopyTo(dOutputInPre.Slice(i, 16));
-                    }
-                for (; i < n; i++)
-                    if (!(y[i] > 0f)) dOutputInPre[i] = 0f;
+                Streaming(y, default, dOutputInPre, StreamKind.ReluBackward);
                 break;
-            }
             case Activation.Sigmoid:
-            {
-                // d·y·(1−y): y − y² computed as y·(1−y) to keep it exact near y = 1.
-                for (int i = 0; i < y.Length; i++) dOutputInPre[i] *= y[i] * (1f - y[i]);
+                Streaming(y, default, dOutputInPre, StreamKind.SigmoidBackward);
                 break;
-            }
             default:
                 throw new ArgumentOutOfRangeException(nameof(activation), activation, $"{nameof(ActivationBackwardInPlace)}: unknown activation {activation}.");
         }
+    }
+
+    /// <summary>d[i] = 0 where y[i] ≤ 0 (ReLU's derivative from its output), over one streaming range.</summary>
+    private static void ReluBackwardRange(ReadOnlySpan<float> y, Span<float> d)
+    {
+        int n = y.Length, i = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; i + 16 <= n; i += 16)
+            {
+                var mask = Vector512.GreaterThan(Vector512.Create(y.Slice(i, 16)), Vector512<float>.Zero);
+                (Vector512.Create(d.Slice(i, 16)) & mask).CopyTo(d.Slice(i, 16));
+            }
+        for (; i < n; i++)
+            if (!(y[i] > 0f)) d[i] = 0f;
+    }
+
+    /// <summary>d[i] ·= y[i]·(1 − y[i]) (the sigmoid's derivative from its output; y − y² would lose bits near 1).</summary>
+    private static void SigmoidBackwardRange(ReadOnlySpan<float> y, Span<float> d)
+    {
+        int n = y.Length, i = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; i + 16 <= n; i += 16)
+            {
+                var yv = Vector512.Create(y.Slice(i, 16));
+                (Vector512.Create(d.Slice(i, 16)) * (yv * (Vector512<float>.One - yv))).CopyTo(d.Slice(i, 16));
+            }
+        for (; i < n; i++) d[i] *= y[i] * (1f - y[i]);
     }
 
     /// <summary>z[i] = x[i] + y[i] (on the kernel threads when long).</summary>
@@ -138,7 +152,7 @@ public static class ElementwiseKernels
         Streaming(x, default, y, StreamKind.Copy);
     }
 
-    private enum StreamKind { Add, AddInPlace, Copy }
+    private enum StreamKind { Add, AddInPlace, Copy, ReluBackward, SigmoidBackward }
 
     /// <summary>
     /// One memory-bound pass over long spans, split into contiguous 64-byte-aligned ranges over the kernel threads (one
@@ -173,6 +187,8 @@ public static class ElementwiseKernels
             {
                 case StreamKind.Add: TensorPrimitives.Add(x, new ReadOnlySpan<float>(Y + start, len), z); break;
                 case StreamKind.AddInPlace: TensorPrimitives.Add(z, x, z); break;
+                case StreamKind.ReluBackward: ReluBackwardRange(x, z); break;
+                case StreamKind.SigmoidBackward: SigmoidBackwardRange(x, z); break;
                 default: x.CopyTo(z); break;
             }
         }
