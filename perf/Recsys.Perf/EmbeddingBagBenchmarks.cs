@@ -10,7 +10,8 @@ namespace Recsys.Perf;
 /// <summary>
 /// Workload W1 of the torch baseline: 26 tables x 100,000 rows x 64 dims, batch 4096, pooling factor 1
 /// and 32; forward, and forward + backward + sparse SGD. Four pre-generated batches are cycled, as in the
-/// baseline. Columns: lookups/s and GB/s (one lookup reads one 256-byte row).
+/// baseline; training is also timed with row-wise Adagrad and SparseAdam. Columns: lookups/s and GB/s (one lookup reads
+/// one 256-byte row).
 /// </summary>
 [Config(typeof(Config))]
 public class EmbeddingBagBenchmarks
@@ -105,6 +106,32 @@ public class EmbeddingBagBenchmarks
         EmbeddingBagKernels.BackwardTables(_weights, _rows, Dim, Batch, idx, off, default, PoolingMode.Sum, _dOutput, Tables * Dim, 0,
             SparseUpdate.Sgd(0.01f), default, default, _workspace);
     }
+
+    /// <summary>Forward, then backward fused with row-wise Adagrad: each touched row's gradient is coalesced first (bucketed).</summary>
+    [Benchmark]
+    public void TrainRowwiseAdagrad()
+    {
+        var (idx, off) = NextBatch();
+        EmbeddingBagKernels.ForwardTables(_weights, _rows, Dim, Batch, idx, off, default, PoolingMode.Sum, _output, Tables * Dim, 0);
+        EmbeddingBagKernels.BackwardTables(_weights, _rows, Dim, Batch, idx, off, default, PoolingMode.Sum, _dOutput, Tables * Dim, 0,
+            SparseUpdate.RowwiseAdagrad(0.01f, 1e-8f), _adagradState ??= _rows.Select(r => new float[r]).ToArray(), default, _workspace);
+    }
+
+    /// <summary>Forward, then backward fused with SparseAdam (two state rows per touched row).</summary>
+    [Benchmark]
+    public void TrainAdam()
+    {
+        var (idx, off) = NextBatch();
+        EmbeddingBagKernels.ForwardTables(_weights, _rows, Dim, Batch, idx, off, default, PoolingMode.Sum, _output, Tables * Dim, 0);
+        _adamM ??= _rows.Select(r => new float[r * Dim]).ToArray();
+        _adamV ??= _rows.Select(r => new float[r * Dim]).ToArray();
+        EmbeddingBagKernels.BackwardTables(_weights, _rows, Dim, Batch, idx, off, default, PoolingMode.Sum, _dOutput, Tables * Dim, 0,
+            SparseUpdate.Adam(0.001f, 0.9f, 0.999f, 1e-8f, ++_adamStep), _adamM, _adamV, _workspace);
+    }
+
+    // Optimizer state, made on first use so that the other benchmarks do not carry it.
+    private float[][]? _adagradState, _adamM, _adamV;
+    private long _adamStep;
 
     /// <summary>Lookups (or bytes) per second from the mean time and the case's pooling factor.</summary>
     private sealed class ThroughputColumn(string name, double scale) : IColumn
