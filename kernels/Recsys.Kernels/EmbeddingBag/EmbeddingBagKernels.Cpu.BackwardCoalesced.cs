@@ -30,17 +30,7 @@ public static unsafe partial class EmbeddingBagKernels
     private static void BackwardCoalesced(TablePtr* tables, int tableCount, int batch, int dim, int* idx, int* off, float* psw, bool mean,
         float* dOut, int stride, int offset, in SparseUpdate update, float adamStepSize, EmbeddingBagWorkspace ws)
     {
-        ws.Prepare(tableCount, dim, 0);
-        int items = tableCount * batch;
-        long lookups = off[items] - off[0];
-        var check = new CheckIdsBody { Tables = tables, Batch = batch, Indices = idx, Offsets = off, Bad = Ptr(ws.BadPosition), TableCount = tableCount };
-        KernelParallelism.For(KernelParallelism.Chunks(tableCount, Math.Max(1, lookups / Math.Max(1, tableCount))), ref check);
-        for (int f = 0; f < tableCount; f++)
-        {
-            long bad = ws.BadPosition[f];
-            if (bad != long.MaxValue)
-                throw new EmbeddingIndexOutOfRangeException(f, (int)bad, idx[bad], tables[f].Rows);
-        }
+        long lookups = ValidateAllIds(tables, tableCount, batch, dim, idx, off, ws);
         if (lookups == 0) return;
 
         int maxRows = 0, maxLookups = 0;

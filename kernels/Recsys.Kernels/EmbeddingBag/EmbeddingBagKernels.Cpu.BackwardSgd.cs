@@ -25,17 +25,7 @@ public static unsafe partial class EmbeddingBagKernels
     private static void BackwardSgdScatter(TablePtr* tables, int tableCount, int batch, int dim, int* idx, int* off, float* psw, bool mean,
         float* dOut, int stride, int offset, float lr, EmbeddingBagWorkspace ws)
     {
-        ws.Prepare(tableCount, dim, 0);
-        int items = tableCount * batch;
-        long lookups = off[items] - off[0];
-        var check = new CheckIdsBody { Tables = tables, Batch = batch, Indices = idx, Offsets = off, Bad = Ptr(ws.BadPosition), TableCount = tableCount };
-        KernelParallelism.For(KernelParallelism.Chunks(tableCount, Math.Max(1, lookups / Math.Max(1, tableCount))), ref check);
-        for (int f = 0; f < tableCount; f++)
-        {
-            long bad = ws.BadPosition[f];
-            if (bad != long.MaxValue)
-                throw new EmbeddingIndexOutOfRangeException(f, (int)bad, idx[bad], tables[f].Rows);
-        }
+        long lookups = ValidateAllIds(tables, tableCount, batch, dim, idx, off, ws);
         if (lookups == 0) return;
 
         // One chunk per thread the work is worth; fewer tables than chunks: cut each table into row slices.
@@ -46,9 +36,29 @@ public static unsafe partial class EmbeddingBagKernels
         {
             Tables = tables, Batch = batch, Dim = dim, Indices = idx, Offsets = off, Psw = psw, Mean = mean,
             DOut = dOut, Stride = stride, Offset = offset, NegLr = -lr, Slices = slices, Units = units,
-            SampleOrder = slices == 1 && lookups <= (long)ShortBagLength * items,
+            SampleOrder = slices == 1 && lookups <= (long)ShortBagLength * tableCount * batch,
         };
         KernelParallelism.For(chunks, ref body);
+    }
+
+    /// <summary>
+    /// Checks every id of every table before a backward without a sort changes any row (those backwards validate up
+    /// front, the sort validates as it goes); throws for the first bad position of the first table that has one.
+    /// Returns the number of lookups.
+    /// </summary>
+    private static long ValidateAllIds(TablePtr* tables, int tableCount, int batch, int dim, int* idx, int* off, EmbeddingBagWorkspace ws)
+    {
+        ws.Prepare(tableCount, dim, 0);
+        long lookups = off[tableCount * batch] - off[0];
+        var check = new CheckIdsBody { Tables = tables, Batch = batch, Indices = idx, Offsets = off, Bad = Ptr(ws.BadPosition), TableCount = tableCount };
+        KernelParallelism.For(KernelParallelism.Chunks(tableCount, Math.Max(1, lookups / Math.Max(1, tableCount))), ref check);
+        for (int f = 0; f < tableCount; f++)
+        {
+            long bad = ws.BadPosition[f];
+            if (bad != long.MaxValue)
+                throw new EmbeddingIndexOutOfRangeException(f, (int)bad, idx[bad], tables[f].Rows);
+        }
+        return lookups;
     }
 
     /// <summary>First out-of-range position per table (long.MaxValue when all ids are valid).</summary>
