@@ -88,6 +88,7 @@ public static unsafe partial class EmbeddingBagKernels
                 int rows = Tables[f].Rows;
                 uint r0 = (uint)((long)rows * s / Slices), span = (uint)((long)rows * (s + 1) / Slices) - r0;
                 int buckets = (int)((span + (1u << BucketShift) - 1) >> BucketShift);
+                if (buckets == 0) continue; // an empty slice (a table with fewer rows than slices)
                 int n = Partition(f, r0, span, buckets, buffers.BucketStart, buffers.Entries);
                 if (n == 0) continue;
                 // The table's dOutput rows (one per bag, an F·D stride apart) are gathered in bucket order. With several ids
