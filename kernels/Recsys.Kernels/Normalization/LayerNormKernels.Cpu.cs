@@ -44,39 +44,41 @@ public static unsafe class LayerNormKernels
         if (rows == 0) return;
         fixed (float* pgo = dOutput, px = x, pg = gamma, pm = mean, pr = rstd, pdx = dX, pdg = dGamma, pdb = dBeta)
         {
-            if (!dX.IsEmpty)
+            if (dGamma.IsEmpty && dBeta.IsEmpty)
             {
-                var body = new BackwardRowsBody { DY = pgo, X = px, Gamma = pg, Mean = pm, Rstd = pr, DX = pdx, Rows = rows, Dim = dim };
-                KernelParallelism.For(KernelParallelism.Chunks(rows, 8L * dim, 131_072), ref body);
-            }
-            if (!dGamma.IsEmpty || !dBeta.IsEmpty)
-            {
-                // Sums over fixed blocks of rows in parallel, then the block sums in block order: the same bits for any
-                // thread count, and two threads even when d is one cache line wide (a column split left d = 64 to one).
-                int blocks = (rows + ParamRowBlock - 1) / ParamRowBlock;
-                float[] rented = System.Buffers.ArrayPool<float>.Shared.Rent(blocks * 2 * dim);
-                try
+                if (!dX.IsEmpty)
                 {
-                    fixed (float* partial = rented)
+                    var body = new BackwardRowsBody { DY = pgo, X = px, Gamma = pg, Mean = pm, Rstd = pr, DX = pdx, Rows = rows, Dim = dim };
+                    KernelParallelism.For(KernelParallelism.Chunks(rows, 8L * dim, 131_072), ref body);
+                }
+                return;
+            }
+            // dγ / dβ: sums over fixed blocks of rows in parallel, then the block sums in block order — the same bits for
+            // any thread count, and two threads even when d is one cache line wide (a column split left d = 64 to one).
+            // dX is computed in the same walk, while the row's dY and x are in L1 (one pass over them instead of two).
+            int blocks = (rows + ParamRowBlock - 1) / ParamRowBlock;
+            float[] rented = System.Buffers.ArrayPool<float>.Shared.Rent(blocks * 2 * dim);
+            try
+            {
+                fixed (float* partial = rented)
+                {
+                    var body = new BackwardBlocksBody
                     {
-                        var body = new BackwardParamsBody
-                        {
-                            DY = pgo, X = px, Mean = pm, Rstd = pr, Partial = partial, Gammas = !dGamma.IsEmpty,
-                            Rows = rows, Dim = dim, Blocks = blocks,
-                        };
-                        KernelParallelism.For(KernelParallelism.Chunks(blocks, 3L * dim * ParamRowBlock, 131_072), ref body);
-                        for (int b = 0; b < blocks; b++)
-                        {
-                            float* part = partial + (long)b * 2 * dim;
-                            if (!dGamma.IsEmpty) RowMath.AddInPlace(part, pdg, dim);
-                            if (!dBeta.IsEmpty) RowMath.AddInPlace(part + dim, pdb, dim);
-                        }
+                        DY = pgo, X = px, Gamma = pg, Mean = pm, Rstd = pr, DX = dX.IsEmpty ? null : pdx, Partial = partial,
+                        Gammas = !dGamma.IsEmpty, Rows = rows, Dim = dim, Blocks = blocks,
+                    };
+                    KernelParallelism.For(KernelParallelism.Chunks(blocks, (dX.IsEmpty ? 3L : 11L) * dim * ParamRowBlock, 131_072), ref body);
+                    for (int b = 0; b < blocks; b++)
+                    {
+                        float* part = partial + (long)b * 2 * dim;
+                        if (!dGamma.IsEmpty) RowMath.AddInPlace(part, pdg, dim);
+                        if (!dBeta.IsEmpty) RowMath.AddInPlace(part + dim, pdb, dim);
                     }
                 }
-                finally
-                {
-                    System.Buffers.ArrayPool<float>.Shared.Return(rented);
-                }
+            }
+            finally
+            {
+                System.Buffers.ArrayPool<float>.Shared.Return(rented);
             }
         }
     }
@@ -134,107 +136,112 @@ public static unsafe class LayerNormKernels
             var (start, end) = KernelParallelism.Range(Rows, chunks, chunk);
             int n = Dim;
             for (int r = start; r < end; r++)
+                BackwardRow(DY + (long)r * n, X + (long)r * n, Gamma, Mean[r], Rstd[r], DX + (long)r * n, n);
+        }
+    }
+
+    /// <summary>dx += rstd · (g − mean(g) − x̂ · mean(g·x̂)) for one row, g = dy ⊙ γ, x̂ = (x − μ) · rstd.</summary>
+    private static void BackwardRow(float* dy, float* x, float* gamma, float mu, float rs, float* dx, int n)
+    {
+        // Pass 1: Σ g and Σ g·x̂ with g = dy ⊙ γ.
+        float sg = 0f, sgx = 0f;
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated && n >= 16)
+        {
+            var vm = Vector512.Create(mu); var vr = Vector512.Create(rs);
+            var a = Vector512<float>.Zero; var c = Vector512<float>.Zero;
+            for (; i + 16 <= n; i += 16)
             {
-                float* dy = DY + (long)r * n, x = X + (long)r * n, dx = DX + (long)r * n;
-                float mu = Mean[r], rs = Rstd[r];
-                // Pass 1: Σ g and Σ g·x̂ with g = dy ⊙ γ.
-                float sg = 0f, sgx = 0f;
-                int i = 0;
-                if (Vector512.IsHardwareAccelerated && n >= 16)
-                {
-                    var vm = Vector512.Create(mu); var vr = Vector512.Create(rs);
-                    var a = Vector512<float>.Zero; var c = Vector512<float>.Zero;
-                    for (; i + 16 <= n; i += 16)
-                    {
-                        var g = Vector512.Load(dy + i) * Vector512.Load(Gamma + i);
-                        a += g;
-                        c = Vector512.FusedMultiplyAdd(g, (Vector512.Load(x + i) - vm) * vr, c);
-                    }
-                    sg += Vector512.Sum(a); sgx += Vector512.Sum(c);
-                }
-                if (Vector256.IsHardwareAccelerated && n - i >= 8)
-                {
-                    var vm = Vector256.Create(mu); var vr = Vector256.Create(rs);
-                    var a = Vector256<float>.Zero; var c = Vector256<float>.Zero;
-                    for (; i + 8 <= n; i += 8)
-                    {
-                        var g = Vector256.Load(dy + i) * Vector256.Load(Gamma + i);
-                        a += g;
-                        c = Vector256.FusedMultiplyAdd(g, (Vector256.Load(x + i) - vm) * vr, c);
-                    }
-                    sg += Vector256.Sum(a); sgx += Vector256.Sum(c);
-                }
-                if (Vector128.IsHardwareAccelerated && n - i >= 4)
-                {
-                    var vm = Vector128.Create(mu); var vr = Vector128.Create(rs);
-                    var a = Vector128<float>.Zero; var c = Vector128<float>.Zero;
-                    for (; i + 4 <= n; i += 4)
-                    {
-                        var g = Vector128.Load(dy + i) * Vector128.Load(Gamma + i);
-                        a += g;
-                        c = Vector128.FusedMultiplyAdd(g, (Vector128.Load(x + i) - vm) * vr, c);
-                    }
-                    sg += Vector128.Sum(a); sgx += Vector128.Sum(c);
-                }
-                for (; i < n; i++)
-                {
-                    float g = dy[i] * Gamma[i];
-                    sg += g;
-                    sgx += g * (x[i] - mu) * rs;
-                }
-                float mg = sg / n, mgx = sgx / n;
-                // Pass 2: dx += rstd · (g − mean(g) − x̂ · mean(g·x̂)).
-                i = 0;
-                if (Vector512.IsHardwareAccelerated)
-                {
-                    var vm = Vector512.Create(mu); var vr = Vector512.Create(rs);
-                    var vmg = Vector512.Create(mg); var vmgx = Vector512.Create(mgx);
-                    for (; i + 16 <= n; i += 16)
-                    {
-                        var g = Vector512.Load(dy + i) * Vector512.Load(Gamma + i);
-                        var xh = (Vector512.Load(x + i) - vm) * vr;
-                        Vector512.FusedMultiplyAdd(g - vmg - xh * vmgx, vr, Vector512.Load(dx + i)).Store(dx + i);
-                    }
-                }
-                if (Vector256.IsHardwareAccelerated)
-                {
-                    var vm = Vector256.Create(mu); var vr = Vector256.Create(rs);
-                    var vmg = Vector256.Create(mg); var vmgx = Vector256.Create(mgx);
-                    for (; i + 8 <= n; i += 8)
-                    {
-                        var g = Vector256.Load(dy + i) * Vector256.Load(Gamma + i);
-                        var xh = (Vector256.Load(x + i) - vm) * vr;
-                        Vector256.FusedMultiplyAdd(g - vmg - xh * vmgx, vr, Vector256.Load(dx + i)).Store(dx + i);
-                    }
-                }
-                if (Vector128.IsHardwareAccelerated)
-                {
-                    var vm = Vector128.Create(mu); var vr = Vector128.Create(rs);
-                    var vmg = Vector128.Create(mg); var vmgx = Vector128.Create(mgx);
-                    for (; i + 4 <= n; i += 4)
-                    {
-                        var g = Vector128.Load(dy + i) * Vector128.Load(Gamma + i);
-                        var xh = (Vector128.Load(x + i) - vm) * vr;
-                        Vector128.FusedMultiplyAdd(g - vmg - xh * vmgx, vr, Vector128.Load(dx + i)).Store(dx + i);
-                    }
-                }
-                for (; i < n; i++)
-                {
-                    float g = dy[i] * Gamma[i];
-                    float xh = (x[i] - mu) * rs;
-                    dx[i] += (g - mg - xh * mgx) * rs;
-                }
+                var g = Vector512.Load(dy + i) * Vector512.Load(gamma + i);
+                a += g;
+                c = Vector512.FusedMultiplyAdd(g, (Vector512.Load(x + i) - vm) * vr, c);
             }
+            sg += Vector512.Sum(a); sgx += Vector512.Sum(c);
+        }
+        if (Vector256.IsHardwareAccelerated && n - i >= 8)
+        {
+            var vm = Vector256.Create(mu); var vr = Vector256.Create(rs);
+            var a = Vector256<float>.Zero; var c = Vector256<float>.Zero;
+            for (; i + 8 <= n; i += 8)
+            {
+                var g = Vector256.Load(dy + i) * Vector256.Load(gamma + i);
+                a += g;
+                c = Vector256.FusedMultiplyAdd(g, (Vector256.Load(x + i) - vm) * vr, c);
+            }
+            sg += Vector256.Sum(a); sgx += Vector256.Sum(c);
+        }
+        if (Vector128.IsHardwareAccelerated && n - i >= 4)
+        {
+            var vm = Vector128.Create(mu); var vr = Vector128.Create(rs);
+            var a = Vector128<float>.Zero; var c = Vector128<float>.Zero;
+            for (; i + 4 <= n; i += 4)
+            {
+                var g = Vector128.Load(dy + i) * Vector128.Load(gamma + i);
+                a += g;
+                c = Vector128.FusedMultiplyAdd(g, (Vector128.Load(x + i) - vm) * vr, c);
+            }
+            sg += Vector128.Sum(a); sgx += Vector128.Sum(c);
+        }
+        for (; i < n; i++)
+        {
+            float g = dy[i] * gamma[i];
+            sg += g;
+            sgx += g * (x[i] - mu) * rs;
+        }
+        float mg = sg / n, mgx = sgx / n;
+        // Pass 2: dx += rstd · (g − mean(g) − x̂ · mean(g·x̂)).
+        i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var vm = Vector512.Create(mu); var vr = Vector512.Create(rs);
+            var vmg = Vector512.Create(mg); var vmgx = Vector512.Create(mgx);
+            for (; i + 16 <= n; i += 16)
+            {
+                var g = Vector512.Load(dy + i) * Vector512.Load(gamma + i);
+                var xh = (Vector512.Load(x + i) - vm) * vr;
+                Vector512.FusedMultiplyAdd(g - vmg - xh * vmgx, vr, Vector512.Load(dx + i)).Store(dx + i);
+            }
+        }
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var vm = Vector256.Create(mu); var vr = Vector256.Create(rs);
+            var vmg = Vector256.Create(mg); var vmgx = Vector256.Create(mgx);
+            for (; i + 8 <= n; i += 8)
+            {
+                var g = Vector256.Load(dy + i) * Vector256.Load(gamma + i);
+                var xh = (Vector256.Load(x + i) - vm) * vr;
+                Vector256.FusedMultiplyAdd(g - vmg - xh * vmgx, vr, Vector256.Load(dx + i)).Store(dx + i);
+            }
+        }
+        if (Vector128.IsHardwareAccelerated)
+        {
+            var vm = Vector128.Create(mu); var vr = Vector128.Create(rs);
+            var vmg = Vector128.Create(mg); var vmgx = Vector128.Create(mgx);
+            for (; i + 4 <= n; i += 4)
+            {
+                var g = Vector128.Load(dy + i) * Vector128.Load(gamma + i);
+                var xh = (Vector128.Load(x + i) - vm) * vr;
+                Vector128.FusedMultiplyAdd(g - vmg - xh * vmgx, vr, Vector128.Load(dx + i)).Store(dx + i);
+            }
+        }
+        for (; i < n; i++)
+        {
+            float g = dy[i] * gamma[i];
+            float xh = (x[i] - mu) * rs;
+            dx[i] += (g - mg - xh * mgx) * rs;
         }
     }
 
     /// <summary>Rows in one block of the dγ / dβ sums (each block summed by one thread, in row order).</summary>
     private const int ParamRowBlock = 1024;
 
-    /// <summary>Block b of rows: Partial[b] = (Σ dy ⊙ x̂, Σ dy) over its rows, each [d].</summary>
-    private struct BackwardParamsBody : IChunkBody
+    /// <summary>
+    /// Block b of rows: Partial[b] = (Σ dy ⊙ x̂, Σ dy) over its rows, each [d], summed in row order; with DX set, each row's
+    /// dX too (<see cref="BackwardRow"/>), right before its dγ / dβ terms.
+    /// </summary>
+    private struct BackwardBlocksBody : IChunkBody
     {
-        public float* DY, X, Mean, Rstd, Partial;
+        public float* DY, X, Gamma, Mean, Rstd, DX, Partial;
         public int Rows, Dim, Blocks;
         public bool Gammas;
 
@@ -251,6 +258,7 @@ public static unsafe class LayerNormKernels
                 {
                     float* dy = DY + (long)r * n, x = X + (long)r * n;
                     float mu = Mean[r], rs = Rstd[r];
+                    if (DX != null) BackwardRow(dy, x, Gamma, mu, rs, DX + (long)r * n, n);
                     RowMath.AddInPlace(dy, db, n);
                     if (!Gammas) continue;
                     int i = 0;

@@ -96,6 +96,23 @@ public class LayerNormKernelTests
         var two = Run(2, withDx: true);
         Assert.That(two.G, Is.EqualTo(one.G), "dgamma: 2 threads vs 1");
         Assert.That(two.B, Is.EqualTo(one.B), "dbeta: 2 threads vs 1");
+
+        // dX computed in the same walk as dγ / dβ equals dX computed alone (row-parallel), on either thread count.
+        float[] Dx(int threads, bool withParams)
+        {
+            int saved = KernelParallelism.MaxThreads;
+            try
+            {
+                KernelParallelism.MaxThreads = threads;
+                var dx = TestData.Floats(rows * d, 15); // dX accumulates
+                LayerNormKernels.Backward(dy, x, gamma, mean, rstd, dx, withParams ? new float[d] : default, withParams ? new float[d] : default, rows, d);
+                return dx;
+            }
+            finally { KernelParallelism.MaxThreads = saved; }
+        }
+        var alone = Dx(2, withParams: false);
+        Assert.That(Dx(1, withParams: true), Is.EqualTo(alone), "dX with dγ/dβ (1 thread) vs dX alone");
+        Assert.That(Dx(2, withParams: true), Is.EqualTo(alone), "dX with dγ/dβ (2 threads) vs dX alone");
     }
 
     [Test]
