@@ -177,6 +177,9 @@ public class CliTests
         var w1 = JsonNode.Parse(File.ReadAllText(json))!["workloads"]!["W1"]!;
         Assert.That(w1["rows_per_table"]!.GetValue<int>(), Is.EqualTo(3000));
         Assert.That(w1["tables"]!.GetValue<int>(), Is.EqualTo(2));
+        // Engine-only rows: fused training with the optimizers that coalesce each row's gradient first.
+        foreach (var key in new[] { "fused_pf1_train_rowwise_adagrad", "fused_pf32_train_adam" })
+            Assert.That(w1[key]!["median_ms"]!.GetValue<double>(), Is.GreaterThan(0), key);
     }
 
     [Test]
