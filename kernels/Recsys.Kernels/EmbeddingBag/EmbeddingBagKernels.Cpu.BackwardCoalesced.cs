@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics.X86;
 using Recsys.Kernels.Common;
 
@@ -16,9 +15,10 @@ public static unsafe partial class EmbeddingBagKernels
     /// stable, so each bucket keeps position order). A bucket's rows are a contiguous block of the table small enough
     /// that their gradient rows, held densely, stay in L2 together with the table's dOutput rows, so the walk over a
     /// bucket's positions accumulates in cache; its touched rows are then updated while the block of table rows is
-    /// being read anyway (a window of a few hundred KiB instead of random rows all over the table). The earlier path
-    /// (a full radix sort by id, then one random dOutput row per position, kept for <see cref="SparseUpdateKind.Collect"/>)
-    /// moved about twice the bytes: W1 pooling 32, 26 × 100k × 64, batch 4096, row-wise Adagrad, see perf/RESULTS.md.
+    /// being read anyway (a window of a few hundred KiB instead of random rows all over the table). The earlier path, a
+    /// full radix sort by id and then one random dOutput row per position (kept for <see cref="SparseUpdateKind.Collect"/>,
+    /// which promises ascending ids), was slower: W1 pooling 32 (26 × 100k × 64, batch 4096) fused training with
+    /// row-wise Adagrad 139–192 → 93–96 ms, with Adam 165–173 → 139–148 ms (perf/RESULTS.md, run 10).
     /// </para>
     /// <para>
     /// Each row's contributions are summed in position order, starting from the first product, exactly as the sort path
@@ -76,7 +76,6 @@ public static unsafe partial class EmbeddingBagKernels
         public SparseUpdateKind Kind;
         public float Lr, Eps, Beta1, Beta2, StepSize;
 
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public readonly void Run(int chunk, int chunks)
         {
             var buffers = Workspace.Coalesce[chunk];
@@ -120,7 +119,6 @@ public static unsafe partial class EmbeddingBagKernels
         /// Stable counting sort of the positions of table f whose ids fall in [r0, r0+span) by bucket (id - r0) >> shift:
         /// entries[bucketStart[k-1] .. bucketStart[k]) are bucket k's (bag, position) pairs in position order.
         /// </summary>
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private readonly int Partition(int f, uint r0, uint span, int buckets, int* bucketStart, ulong* entries)
         {
             int batch = Batch, shift = BucketShift;
@@ -151,7 +149,6 @@ public static unsafe partial class EmbeddingBagKernels
         /// Dense gradient rows of one bucket (rows bucketRow0 + 0..2^shift) from entries [e0, e1) of the unit's n; returns
         /// the touched-row count. dOutput row of bag b: dRows + b·dStride.
         /// </summary>
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private readonly int Coalesce(int f, uint bucketRow0, ulong* entries, int e0, int e1, int n, float* dRows, long dStride,
             EmbeddingBagWorkspace.CoalesceBuffers buffers)
         {
@@ -191,7 +188,6 @@ public static unsafe partial class EmbeddingBagKernels
         }
 
         /// <summary>Applies the update to the touched rows of one bucket (rows bucketRow0 + touchedRows[..touched]).</summary>
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private readonly void Update(int f, uint bucketRow0, int touched, EmbeddingBagWorkspace.CoalesceBuffers buffers)
         {
             TablePtr t = Tables[f];
