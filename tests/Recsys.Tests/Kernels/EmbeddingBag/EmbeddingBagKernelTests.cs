@@ -208,6 +208,20 @@ public class EmbeddingBagKernelTests
     }
 
     [Test]
+    public void Forward_OffsetsDescendAnywhere_ErrorNamesTheFirstDescent([Values(0, 7, 15, 16, 17, 40, 62, 63)] int at)
+    {
+        // The monotonicity check compares 16 (or 8) pairs at a time; the first descent must be found in a vector block,
+        // across a block boundary and in the scalar tail alike (64 bags: four blocks of 16, none left over; 63 is the last pair).
+        const int bags = 64, dim = 4;
+        var off = Enumerable.Range(0, bags + 1).Select(i => 2 * i).ToArray();
+        off[at + 1] = off[at] - 1;
+        if (at + 30 < bags) off[at + 30] = -5; // a later descent must not be the one reported
+        var ex = Assert.Throws<ArgumentException>(() =>
+            EmbeddingBagKernels.Forward(new float[10 * dim], 10, dim, new int[2 * bags], off, default, PoolingMode.Sum, new float[bags * dim], dim, 0));
+        Assert.That(ex!.Message, Does.Contain($"offsets[{at + 1}] = {off[at + 1]} < offsets[{at}] = {off[at]}"));
+    }
+
+    [Test]
     public unsafe void RadixSortHigh_WideIds_SortsStablyByIdThenPosition()
     {
         var r = new Random(9);
