@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using Recsys.Kernels.Common;
 
 namespace Recsys.Kernels.EmbeddingBag;
@@ -77,7 +78,16 @@ public static unsafe partial class EmbeddingBagKernels
                 uint rows = (uint)Tables[f].Rows;
                 int p0 = Offsets[f * Batch], p1 = Offsets[(f + 1) * Batch];
                 long bad = long.MaxValue;
-                for (int p = p0; p < p1; p++)
+                int p = p0;
+                // Sixteen ids per compare (as unsigned, so negative ids are out of range too); the scalar loop then finds
+                // the first bad one inside the block that has it, or checks the tail.
+                if (Vector512.IsHardwareAccelerated)
+                {
+                    var limit = Vector512.Create(rows);
+                    for (; p + 16 <= p1; p += 16)
+                        if (Vector512.GreaterThanOrEqualAny(Vector512.Load((uint*)Indices + p), limit)) break;
+                }
+                for (; p < p1; p++)
                     if ((uint)Indices[p] >= rows) { bad = p; break; }
                 Bad[f] = bad;
             }

@@ -557,6 +557,27 @@ public class EmbeddingBagKernelTests
     }
 
     [Test]
+    public void BackwardTables_BadIdsAnywhere_ReportsTheFirstAndUpdatesNothing(
+        [Values(0, 5, 16, 31, 47, 99)] int at, [Values(SparseUpdateKind.Sgd, SparseUpdateKind.RowwiseAdagrad)] SparseUpdateKind kind)
+    {
+        // Ids are checked 16 at a time before any row changes: a bad id in a block, at a block edge or in the tail, with
+        // a second bad id after it, must be reported at its own position.
+        const int dim = 8, batch = 100, rows = 7;
+        var weights = new[] { TestData.Floats(rows * dim, 1) };
+        var before = (float[])weights[0].Clone();
+        var idx = Enumerable.Range(0, batch).Select(i => i % rows).ToArray();
+        idx[at] = rows;
+        if (at + 3 < batch) idx[at + 3] = -1;
+        var off = Enumerable.Range(0, batch + 1).ToArray();
+        var update = kind == SparseUpdateKind.Sgd ? SparseUpdate.Sgd(1f) : SparseUpdate.RowwiseAdagrad(1f, 1e-8f);
+        var ex = Assert.Throws<EmbeddingIndexOutOfRangeException>(() =>
+            EmbeddingBagKernels.BackwardTables(weights, new[] { rows }, dim, batch, idx, off, default, PoolingMode.Sum,
+                TestData.Floats(batch * dim, 3), dim, 0, update, new[] { new float[rows] }, default, new EmbeddingBagWorkspace()));
+        Assert.That((ex!.Position, ex.Id), Is.EqualTo((at, rows)));
+        Assert.That(weights[0], Is.EqualTo(before));
+    }
+
+    [Test]
     public void BackwardTables_Sgd_BadIdInLastTable_ThrowsAndUpdatesNothing()
     {
         // The scatter validates every id before the first row changes.
