@@ -307,9 +307,17 @@ public static unsafe partial class EmbeddingBagKernels
             new Span<float>(dst, dim).Clear();
             return -1;
         }
-        // Validate the bag's ids first (they are in L1 afterwards), keeping the row loops branch-free.
-        for (int p = start; p < end; p++)
-            if ((uint)idx[p] >= (uint)rows) return p;
+        // Validate the bag's ids first (they are in L1 afterwards), keeping the row loops branch-free: 16 at a time (as
+        // unsigned, so negative ids fail too), then one by one for the tail or to find the first bad one.
+        int check = start;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var limit = Vector512.Create((uint)rows);
+            for (; check + 16 <= end; check += 16)
+                if (Vector512.GreaterThanOrEqualAny(Vector512.Load((uint*)idx + check), limit)) break;
+        }
+        for (; check < end; check++)
+            if ((uint)idx[check] >= (uint)rows) return check;
         float scale = mean ? 1f / len : 1f;
         long ld = dim;
         int c = 0;

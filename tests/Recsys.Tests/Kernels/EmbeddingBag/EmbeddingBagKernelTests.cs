@@ -165,11 +165,11 @@ public class EmbeddingBagKernelTests
     }
 
     [Test]
-    public void ForwardTables_SeveralBadIds_ReportsTheFirstPosition([Values(1, 9)] int bagLength, [Values(8, 64)] int dim)
+    public void ForwardTables_SeveralBadIds_ReportsTheFirstPosition([Values(1, 9, 40)] int bagLength, [Values(8, 64)] int dim)
     {
         // Two tables x 3 bags; bad ids in table 1 (position of bag 0) and table 0 (bag 2): the earlier position wins,
         // whichever order the kernel pools the bags in (sample-major for short bags, table-major for long ones;
-        // dim 64 with one id per bag takes the row-copy path).
+        // dim 64 with one id per bag takes the row-copy path; 40 ids per bag are checked 16 at a time, then a tail).
         const int batch = 3, tables = 2;
         var weights = new[] { TestData.Floats(4 * dim, 1), TestData.Floats(4 * dim, 2) };
         var idx = new int[tables * batch * bagLength];
