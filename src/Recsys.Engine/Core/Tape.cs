@@ -81,7 +81,7 @@ public sealed class Tape
     public Tensor? GradOf(Tensor t)
     {
         if (!t.RequiresGrad) return null;
-        if (ReferenceEquals(t, _seeded)) Unborrow();
+        if (t.GradIsLent) Unlend(t);
         if (t.Owner is { } p)
         {
             p.Touched = true;
@@ -99,7 +99,7 @@ public sealed class Tape
     {
         fresh = false;
         if (!t.RequiresGrad) return null;
-        if (ReferenceEquals(t, _seeded)) Unborrow();
+        if (t.GradIsLent) Unlend(t);
         if (t.Owner is not null || t.Grad is not null) return GradOf(t);
         fresh = true;
         return t.Grad = Arena.Allocate(t.Shape);
@@ -111,23 +111,21 @@ public sealed class Tape
     /// </summary>
     public Tensor? GradToOverwrite(Tensor t)
     {
-        if (ReferenceEquals(t, _seeded)) Unborrow();
+        if (t.GradIsLent) Unlend(t);
         return t.Grad;
     }
 
     /// <summary>
-    /// The output whose gradient is the caller's host seed itself (not a copy), until a rule would write into it:
-    /// <see cref="Unborrow"/> then gives it a copy. A seed is only ever read by the output's own backward rule
-    /// otherwise, so a 27 MB seed (the embedding benchmark's upstream gradient) is not copied at all.
+    /// Gives <paramref name="t"/> its own copy of a lent gradient (see <see cref="Tensor.GradIsLent"/>). A seed is
+    /// otherwise only read, by the output's own backward rule, so a 27 MB seed (the embedding benchmark's upstream
+    /// gradient) is never copied, and neither are the seeds of several backward calls on one tape.
     /// </summary>
-    private Tensor? _seeded;
-
-    private void Unborrow()
+    private void Unlend(Tensor t)
     {
-        var t = _seeded!;
-        _seeded = null;
+        t.GradIsLent = false;
+        if (t.Grad is not { } lent) return; // the caller cleared it
         var copy = Arena.Allocate(t.Shape);
-        ElementwiseKernels.Copy(t.Grad!.ReadOnlySpan, copy.Span);
+        ElementwiseKernels.Copy(lent.ReadOnlySpan, copy.Span);
         t.Grad = copy;
     }
 
@@ -145,13 +143,11 @@ public sealed class Tape
             throw new InvalidOperationException($"Backward: '{loss}' does not require grad; nothing on the tape leads to it.");
         bool freshGrad = loss.Grad is null && loss.Owner is null;
         seed?.ExpectShape(loss.Shape, "Backward seed");
-        // One lent seed at a time: an earlier one (a previous Backward on this tape) gets its copy now.
-        if (_seeded is not null) Unborrow();
         if (freshGrad && seed is not null && !loss.IsOnDevice && !seed.IsOnDevice)
         {
             // Lend the seed as the output's gradient: rules read it; one that would write into it gets a copy first.
             loss.Grad = seed;
-            _seeded = loss;
+            loss.GradIsLent = true;
             RunRules();
             return;
         }
@@ -227,7 +223,6 @@ public sealed class Tape
     {
         Array.Clear(_entries, 0, _count);
         _count = 0;
-        _seeded = null;
         Arena.Reset();
         _lastMark = System.Diagnostics.Stopwatch.GetTimestamp();
     }

@@ -33,6 +33,12 @@ public sealed class Tensor
     /// <summary>Gradient of the loss with respect to this tensor, same shape; null until backward writes one.</summary>
     public Tensor? Grad { get; set; }
 
+    /// <summary>
+    /// True while <see cref="Grad"/> is a caller's tensor lent by <see cref="Tape.Backward"/> (a seed): the tape copies it
+    /// before anything would write into it.
+    /// </summary>
+    internal bool GradIsLent { get; set; }
+
     /// <summary>The parameter that owns this tensor, if any (used to mark parameters touched by a step).</summary>
     public Parameter? Owner { get; internal set; }
 
@@ -110,6 +116,7 @@ public sealed class Tensor
         Length = shape.Size;
         RequiresGrad = false;
         Grad = null;
+        GradIsLent = false;
         Owner = null;
         Name = null;
     }

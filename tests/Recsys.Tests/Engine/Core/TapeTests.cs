@@ -143,4 +143,30 @@ public class TapeTests
         var expected = before1.Zip(seed2.ToArray(), (u, v) => u + v).ToArray();
         Assert.That(y.Grad!.ToArray(), Is.EqualTo(expected).Within(1e-6), "y's gradient accumulated both seeds");
     }
+
+    [Test]
+    public void Backward_SeveralSeedsOnOneTape_NoneIsModified()
+    {
+        // Per-table training calls Backward once per table on one tape: every seed is lent, none copied or changed, even
+        // when a later graph adds into an earlier output's gradient or the caller clears that gradient first.
+        var p = TestData.Parameter("p", new Shape(4), 6);
+        var tape = new Tape();
+        var seeds = Enumerable.Range(0, 3).Select(i => TestData.Tensor(new Shape(2, 2), 20 + i, requiresGrad: false)).ToArray();
+        var s4 = TestData.Tensor(new Shape(4), 30, requiresGrad: false);
+        var s5 = TestData.Tensor(new Shape(4), 31, requiresGrad: false);
+        var before = seeds.Select(t => t.ToArray()).ToArray();
+        var y = seeds.Select(seed =>
+        {
+            var yi = Ops.Reshape(tape, p.Value, new Shape(2, 2));
+            tape.Backward(yi, seed);
+            return yi;
+        }).ToArray();
+        tape.Backward(Ops.Reshape(tape, y[1], new Shape(4)), s4); // adds into y[1]'s lent gradient
+        y[2].Grad = null;
+        tape.Backward(Ops.Reshape(tape, y[2], new Shape(4)), s5); // y[2]'s gradient was cleared: a fresh one
+        for (int i = 0; i < 3; i++) Assert.That(seeds[i].ToArray(), Is.EqualTo(before[i]), $"seed {i}");
+        Assert.That(y[0].Grad!.ToArray(), Is.EqualTo(before[0]), "y0's gradient is its seed");
+        Assert.That(y[1].Grad!.ToArray(), Is.EqualTo(before[1].Zip(s4.ToArray(), (a, b) => a + b).ToArray()).Within(1e-6), "y1: seed + later graph");
+        Assert.That(y[2].Grad!.ToArray(), Is.EqualTo(s5.ToArray()), "y2: only the later graph");
+    }
 }
