@@ -473,11 +473,12 @@ public class EmbeddingBagKernelTests
     [Test]
     public void BackwardTables_RowwiseAdagradAndAdam_SameBitsAsSortedCollectThenRowUpdate(
         [Values(SparseUpdateKind.RowwiseAdagrad, SparseUpdateKind.Adam)] SparseUpdateKind kind,
-        [Values(PoolingMode.Sum, PoolingMode.Mean)] PoolingMode mode, [Values(false, true)] bool weighted, [Values(1, 2)] int threads)
+        [Values(PoolingMode.Sum, PoolingMode.Mean)] PoolingMode mode, [Values(false, true)] bool weighted, [Values(1, 2)] int threads,
+        [Values(33, 64)] int dim) // 64: the inline Vector512 row path
     {
         // The bucketed coalescing must sum each row's contributions in position order from the first product, like the
         // sort-based Collect path: then the update of the collected gradient with the same row primitives is bit-equal.
-        const int tables = 4, batch = 600, dim = 33;
+        const int tables = 4, batch = 600;
         const float lr = 0.05f, eps = 1e-3f, beta1 = 0.9f, beta2 = 0.99f;
         int saved = KernelParallelism.MaxThreads;
         try
