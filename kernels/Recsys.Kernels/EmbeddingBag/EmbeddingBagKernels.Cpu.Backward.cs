@@ -406,6 +406,50 @@ public static unsafe partial class EmbeddingBagKernels
         for (; i < n; i++) y[i] = MathF.FusedMultiplyAdd(a, x[i], y[i]);
     }
 
+    /// <summary>g = a · d over 64 floats, inline: the operations of <see cref="Scale"/> (the same bits) without a call per id.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Scaled64(float a, float* d, float* g)
+    {
+        var av = Vector512.Create(a);
+        (av * Vector512.Load(d)).Store(g); (av * Vector512.Load(d + 16)).Store(g + 16);
+        (av * Vector512.Load(d + 32)).Store(g + 32); (av * Vector512.Load(d + 48)).Store(g + 48);
+    }
+
+    /// <summary>g += a · d over 64 floats, inline: the operations of <see cref="Axpy"/> (the same bits) without a call per id.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AddScaled64(float a, float* d, float* g)
+    {
+        var av = Vector512.Create(a);
+        Vector512.FusedMultiplyAdd(av, Vector512.Load(d), Vector512.Load(g)).Store(g);
+        Vector512.FusedMultiplyAdd(av, Vector512.Load(d + 16), Vector512.Load(g + 16)).Store(g + 16);
+        Vector512.FusedMultiplyAdd(av, Vector512.Load(d + 32), Vector512.Load(g + 32)).Store(g + 32);
+        Vector512.FusedMultiplyAdd(av, Vector512.Load(d + 48), Vector512.Load(g + 48)).Store(g + 48);
+    }
+
+    /// <summary>
+    /// One 64-float dOutput row held in four Vector512 registers across a bag's ids: w += a · g as four FMAs, the
+    /// operations of <see cref="Axpy"/> (the same bits) without a call and reloads per id (D = 64, every W1 and W6 table).
+    /// </summary>
+    private readonly struct Row64
+    {
+        private readonly Vector512<float> _g0, _g1, _g2, _g3;
+
+        public Row64(float* g)
+        {
+            _g0 = Vector512.Load(g); _g1 = Vector512.Load(g + 16); _g2 = Vector512.Load(g + 32); _g3 = Vector512.Load(g + 48);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void AxpyInto(float a, float* r)
+        {
+            var av = Vector512.Create(a);
+            Vector512.FusedMultiplyAdd(av, _g0, Vector512.Load(r)).Store(r);
+            Vector512.FusedMultiplyAdd(av, _g1, Vector512.Load(r + 16)).Store(r + 16);
+            Vector512.FusedMultiplyAdd(av, _g2, Vector512.Load(r + 32)).Store(r + 32);
+            Vector512.FusedMultiplyAdd(av, _g3, Vector512.Load(r + 48)).Store(r + 48);
+        }
+    }
+
     /// <summary>Σ x_i² over n floats.</summary>
     internal static float SumSquares(float* x, int n)
     {

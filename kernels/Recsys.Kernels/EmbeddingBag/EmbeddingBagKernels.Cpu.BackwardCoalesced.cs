@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using Recsys.Kernels.Common;
@@ -224,25 +223,5 @@ public static unsafe partial class EmbeddingBagKernels
                 }
             }
         }
-    }
-
-    /// <summary>g = a · d over 64 floats, inline: the operations of <see cref="Scale"/> (the same bits) without a call per id.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Scaled64(float a, float* d, float* g)
-    {
-        var av = Vector512.Create(a);
-        (av * Vector512.Load(d)).Store(g); (av * Vector512.Load(d + 16)).Store(g + 16);
-        (av * Vector512.Load(d + 32)).Store(g + 32); (av * Vector512.Load(d + 48)).Store(g + 48);
-    }
-
-    /// <summary>g += a · d over 64 floats, inline: the operations of <see cref="Axpy"/> (the same bits) without a call per id.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void AddScaled64(float a, float* d, float* g)
-    {
-        var av = Vector512.Create(a);
-        Vector512.FusedMultiplyAdd(av, Vector512.Load(d), Vector512.Load(g)).Store(g);
-        Vector512.FusedMultiplyAdd(av, Vector512.Load(d + 16), Vector512.Load(g + 16)).Store(g + 16);
-        Vector512.FusedMultiplyAdd(av, Vector512.Load(d + 32), Vector512.Load(g + 32)).Store(g + 32);
-        Vector512.FusedMultiplyAdd(av, Vector512.Load(d + 48), Vector512.Load(g + 48)).Store(g + 48);
     }
 }

@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using Recsys.Kernels.Common;
 
@@ -76,21 +75,8 @@ public static unsafe partial class EmbeddingBagKernels
             var (start, end) = KernelParallelism.Range(TableCount, chunks, chunk);
             for (int f = start; f < end; f++)
             {
-                uint rows = (uint)Tables[f].Rows;
-                int p0 = Offsets[f * Batch], p1 = Offsets[(f + 1) * Batch];
-                long bad = long.MaxValue;
-                int p = p0;
-                // Sixteen ids per compare (as unsigned, so negative ids are out of range too); the scalar loop then finds
-                // the first bad one inside the block that has it, or checks the tail.
-                if (Vector512.IsHardwareAccelerated)
-                {
-                    var limit = Vector512.Create(rows);
-                    for (; p + 16 <= p1; p += 16)
-                        if (Vector512.GreaterThanOrEqualAny(Vector512.Load((uint*)Indices + p), limit)) break;
-                }
-                for (; p < p1; p++)
-                    if ((uint)Indices[p] >= rows) { bad = p; break; }
-                Bad[f] = bad;
+                int bad = FirstOutOfRange(Indices, Offsets[f * Batch], Offsets[(f + 1) * Batch], (uint)Tables[f].Rows);
+                Bad[f] = bad < 0 ? long.MaxValue : bad;
             }
         }
     }
@@ -199,30 +185,6 @@ public static unsafe partial class EmbeddingBagKernels
                         Axpy(psw == null ? a : a * psw[p], g, w + (uint)idx[p] * ld, dim);
                 }
             }
-        }
-    }
-
-    /// <summary>
-    /// One 64-float dOutput row held in four Vector512 registers across a bag's ids: w += a · g as four FMAs, the
-    /// operations of <see cref="Axpy"/> (the same bits) without a call and reloads per id (D = 64, every W1 and W6 table).
-    /// </summary>
-    private readonly struct Row64
-    {
-        private readonly Vector512<float> _g0, _g1, _g2, _g3;
-
-        public Row64(float* g)
-        {
-            _g0 = Vector512.Load(g); _g1 = Vector512.Load(g + 16); _g2 = Vector512.Load(g + 32); _g3 = Vector512.Load(g + 48);
-        }
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public void AxpyInto(float a, float* r)
-        {
-            var av = Vector512.Create(a);
-            Vector512.FusedMultiplyAdd(av, _g0, Vector512.Load(r)).Store(r);
-            Vector512.FusedMultiplyAdd(av, _g1, Vector512.Load(r + 16)).Store(r + 16);
-            Vector512.FusedMultiplyAdd(av, _g2, Vector512.Load(r + 32)).Store(r + 32);
-            Vector512.FusedMultiplyAdd(av, _g3, Vector512.Load(r + 48)).Store(r + 48);
         }
     }
 }

@@ -273,6 +273,25 @@ public static unsafe partial class EmbeddingBagKernels
     private const int RowPrefetchDistance = 32;
 
     /// <summary>
+    /// The first position p in [start, end) with idx[p] outside [0, rows), or -1: 16 ids per compare (as unsigned, so
+    /// negative ids fail too), then one by one for the tail or to find the bad one inside a failing block. Ids are
+    /// checked on every lookup call (3.4M per W1 pooling-32 step: a scalar loop took 1.0 ms, this 0.15 ms).
+    /// </summary>
+    internal static int FirstOutOfRange(int* idx, int start, int end, uint rows)
+    {
+        int p = start;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var limit = Vector512.Create(rows);
+            for (; p + 16 <= end; p += 16)
+                if (Vector512.GreaterThanOrEqualAny(Vector512.Load((uint*)idx + p), limit)) break;
+        }
+        for (; p < end; p++)
+            if ((uint)idx[p] >= rows) return p;
+        return -1;
+    }
+
+    /// <summary>
     /// Prefetches up to the first 256 bytes (4 cache lines) of a row into L2; a hint only, it never faults. L2, not L1:
     /// random rows are DRAM-latency-bound, and the L1 tracks far fewer outstanding misses than the L2, so L1
     /// prefetches (prefetcht0) capped the rows in flight. With prefetcht1, 32 ids ahead, W1 pooling 32 went from
@@ -307,17 +326,9 @@ public static unsafe partial class EmbeddingBagKernels
             new Span<float>(dst, dim).Clear();
             return -1;
         }
-        // Validate the bag's ids first (they are in L1 afterwards), keeping the row loops branch-free: 16 at a time (as
-        // unsigned, so negative ids fail too), then one by one for the tail or to find the first bad one.
-        int check = start;
-        if (Vector512.IsHardwareAccelerated)
-        {
-            var limit = Vector512.Create((uint)rows);
-            for (; check + 16 <= end; check += 16)
-                if (Vector512.GreaterThanOrEqualAny(Vector512.Load((uint*)idx + check), limit)) break;
-        }
-        for (; check < end; check++)
-            if ((uint)idx[check] >= (uint)rows) return check;
+        // Validate the bag's ids first (they are in L1 afterwards), keeping the row loops branch-free.
+        int bad = FirstOutOfRange(idx, start, end, (uint)rows);
+        if (bad >= 0) return bad;
         float scale = mean ? 1f / len : 1f;
         long ld = dim;
         int c = 0;
