@@ -62,7 +62,8 @@ public sealed class Parameter
         if (Touched)
         {
             if (Grad.IsOnDevice) Grad.Clear();
-            else Grad.Span.Clear();
+            // Split across threads like the optimizers' updates, so each core clears the gradient lines it just read.
+            else Recsys.Kernels.Optim.DenseOptimizerKernels.ZeroGradient(Grad.Span);
         }
         Touched = false;
     }

@@ -1,6 +1,7 @@
 using NUnit.Framework;
 using Recsys.Engine.Core;
 using Recsys.Engine.Optim;
+using Recsys.Kernels.Common;
 using Recsys.Kernels.Optim;
 using Recsys.Tests.Support;
 
@@ -9,7 +10,8 @@ namespace Recsys.Tests.Engine.Optim;
 [Category("Kernel")]
 public class DenseOptimizerTests
 {
-    private static readonly int[] Sizes = { 1, 7, 15, 16, 17, 33, 67, 1031 };
+    // 70,001 is split across threads (see DenseOptimizerKernels.UpdateChunks); the gradient is zeroed the same way.
+    private static readonly int[] Sizes = { 1, 7, 15, 16, 17, 33, 67, 1031, 70_001 };
 
     // float64 references of PyTorch's update rules.
     private static void RefAdam(double[] w, double[] g, double[] m, double[] v, double lr, double b1, double b2, double eps, double wd, bool decoupled, int t)
@@ -56,6 +58,35 @@ public class DenseOptimizerTests
             TestData.AssertClose(p.Value.ReadOnlySpan, w, 1e-5, 1e-6, $"Adam n={n} decoupled={decoupled}");
             Assert.That(p.Grad.ToArray(), Is.All.EqualTo(0f), "gradient zeroed after the step");
         }
+    }
+
+    [Test]
+    public void Kernels_SplitAcrossThreads_SameBitsAsOneThread([Values(1, 2, 3)] int threads)
+    {
+        const int n = 131_101; // several chunks, each a whole number of vectors but the last, and a scalar tail
+        float[] Run(int maxThreads, int kernel)
+        {
+            int saved = KernelParallelism.MaxThreads;
+            try
+            {
+                KernelParallelism.MaxThreads = maxThreads;
+                var w = TestData.Floats(n, 1); var g = TestData.Floats(n, 2);
+                var s1 = TestData.Floats(n, 3).Select(Math.Abs).ToArray(); var s2 = TestData.Floats(n, 4).Select(Math.Abs).ToArray();
+                switch (kernel)
+                {
+                    case 0: DenseOptimizerKernels.Sgd(w, g, s1, 0.1f, 0.9f, 0.01f, firstStep: false); break;
+                    case 1: DenseOptimizerKernels.Sgd(w, g, default, 0.1f, 0f, 0.01f, firstStep: false); break;
+                    case 2: DenseOptimizerKernels.Adam(w, g, s1, s2, 1e-2f, 0.9f, 0.999f, 1e-8f, 0.1f, decoupled: false, step: 3); break;
+                    case 3: DenseOptimizerKernels.Adagrad(w, g, s1, 0.05f, 1e-10f, 0.01f); break;
+                    default: DenseOptimizerKernels.ZeroGradient(g); return g;
+                }
+                return w.Concat(s1).Concat(s2).ToArray();
+            }
+            finally { KernelParallelism.MaxThreads = saved; }
+        }
+        for (int kernel = 0; kernel <= 4; kernel++)
+            Assert.That(Run(threads, kernel), Is.EqualTo(Run(1, kernel)), $"kernel {kernel}, {threads} threads");
+        Assert.That(Run(threads, 4), Is.All.EqualTo(0f));
     }
 
     [Test]
