@@ -100,7 +100,7 @@ public sealed class Workloads
         var o = new JsonObject
         {
             ["median_ms"] = s.MedianMs, ["min_ms"] = s.MinMs, ["mean_ms"] = s.MeanMs, ["p10_ms"] = s.P10Ms,
-            ["p90_ms"] = s.P90Ms, ["max_ms"] = s.MaxMs, ["iters"] = s.Iters, ["warmup_iters"] = s.WarmupIters,
+            ["p90_ms"] = s.P90Ms, ["max_ms"] = s.MaxMs, ["iters"] = s.Iters, ["warmup_iters"] = s.WarmupIters, ["warmup_s"] = Math.Round(s.WarmupSeconds, 3),
         };
         foreach (var (k, v) in extra) if (double.IsFinite(v)) o[k] = v; // a probe that could not run (NaN) is left out
         return o;
