@@ -14,8 +14,8 @@ public class GemmKernelsTests
     /// <summary>Every micro-tile remainder (MR 4/6/8, NR 4/8/16/32) and both sides of each vector width.</summary>
     private static readonly int[] Sizes = { 0, 1, 2, 3, 7, 15, 16, 17, 31, 33, 63, 65, 67 };
 
-    /// <summary>Shapes past one cache block in each dimension (MC = 144, KC = 256, NC = 1024).</summary>
-    private static readonly (int M, int N, int K)[] Blocked = { (129, 67, 257), (150, 40, 600), (37, 1100, 70), (300, 129, 513) };
+    /// <summary>Shapes past one cache block in each dimension (MC = 144, KC = 512, NC = 1024), k past two.</summary>
+    private static readonly (int M, int N, int K)[] Blocked = { (129, 67, 257), (150, 40, 600), (37, 1100, 70), (300, 129, 513), (67, 45, 1100) };
 
     /// <summary>Float64 reference: C (+)= op(A)·op(B) in the given layout.</summary>
     internal static double[] Reference(Layout layout, float[] a, float[] b, float[] c0, int m, int n, int k, bool accumulate)
