@@ -127,7 +127,8 @@ public class GemmKernelsTests
         // tiles, k >= 8 x the larger side); one row or column short of that shape takes the packed path. Both sum in
         // the same k blocks and order, so the same inputs give the same bits.
         int seed = 500;
-        foreach (var (m, n, k) in new[] { (8, 32, 300), (16, 64, 1000), (64, 64, 2000), (24, 32, 777) })
+        // (24, 288, 2400): a k block of B over 512 KiB, walked column panel by column panel.
+        foreach (var (m, n, k) in new[] { (8, 32, 300), (16, 64, 1000), (64, 64, 2000), (24, 32, 777), (24, 288, 2400) })
         {
             seed += 5;
             CheckOne(Layout.TN, m, n, k, accumulate, seed);
@@ -232,9 +233,11 @@ public class GemmKernelsTests
     }
 
     [Test]
-    public void LinearWeightGradients_LongK_OneVersusTwoThreads_BitIdentical()
+    public void LinearWeightGradients_LongK_OneVersusSeveralThreads_BitIdentical([Values(2, 3)] int threads,
+        [Values(0, 1)] int shape)
     {
-        const int m = 64, n = 64, k = 5000;
+        // Row-order tiles (64 x 64), and panel-order tiles whose chunks end inside a tile row (24 x 288: 27 tiles).
+        var (m, n, k) = shape == 0 ? (64, 64, 5000) : (24, 288, 2400);
         var dy = TestData.Floats(k * m, 1);
         var x = TestData.Floats(k * n, 2);
         (float[] W, float[] B) RunWith(int threads)
@@ -251,9 +254,9 @@ public class GemmKernelsTests
             finally { KernelParallelism.MaxThreads = saved; }
         }
         var one = RunWith(1);
-        var two = RunWith(2);
-        Assert.That(two.W, Is.EqualTo(one.W));
-        Assert.That(two.B, Is.EqualTo(one.B));
+        var several = RunWith(threads);
+        Assert.That(several.W, Is.EqualTo(one.W));
+        Assert.That(several.B, Is.EqualTo(one.B));
     }
 
     [Test]
