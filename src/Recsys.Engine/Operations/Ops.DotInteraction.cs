@@ -30,10 +30,12 @@ public static partial class Ops
     private static void DotInteractionBackward(Tape tape, Tensor y, Tensor dense, Tensor sparse)
     {
         if (y.Grad is null) return;
-        // The kernel writes both gradients; one that is not needed goes to a throw-away arena buffer.
-        var dDense = tape.GradOf(dense) ?? tape.Arena.Zeros(dense.Shape);
-        var dSparse = tape.GradOf(sparse) ?? tape.Arena.Zeros(sparse.Shape);
+        // The kernel writes both gradients; one that is not needed goes to a throw-away arena buffer. A buffer made here
+        // is overwritten (every element), not zero-filled and accumulated into.
+        var dDense = tape.GradOf(dense, out bool freshDense) ?? tape.Arena.Allocate(dense.Shape);
+        var dSparse = tape.GradOf(sparse, out bool freshSparse) ?? tape.Arena.Allocate(sparse.Shape);
+        bool accumulateDense = dense.RequiresGrad && !freshDense, accumulateSparse = sparse.RequiresGrad && !freshSparse;
         DotInteractionKernels.Backward(dense.ReadOnlySpan, sparse.ReadOnlySpan, y.Grad.ReadOnlySpan, dDense.Span, dSparse.Span,
-            dense.Dim(0), sparse.Dim(1), dense.Dim(1));
+            dense.Dim(0), sparse.Dim(1), dense.Dim(1), accumulateDense, accumulateSparse);
     }
 }

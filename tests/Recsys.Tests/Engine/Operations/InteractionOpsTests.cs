@@ -18,6 +18,16 @@ public class DotInteractionOpTests
     }
 
     [Test]
+    public void DotInteraction_InputsUsedTwice_SecondBackwardAccumulatesOntoTheFirst()
+    {
+        // The later use's backward runs first and overwrites fresh gradient buffers; the earlier one must add to them.
+        var dense = TestData.Tensor(new Shape(3, 5), seed: 7);
+        var sparse = TestData.Tensor(new Shape(3, 4, 5), seed: 8);
+        GradCheck.Check(t => Ops.Add(t, Ops.DotInteraction(t, dense, sparse), Ops.Scale(t, Ops.DotInteraction(t, dense, sparse), 0.5f)),
+            new[] { dense, sparse }, what: "DotInteraction used twice");
+    }
+
+    [Test]
     public void DotInteraction_OnlySparseNeedsGrad_GivesSparseGradient()
     {
         var dense = TestData.Tensor(new Shape(2, 4), seed: 3, requiresGrad: false);

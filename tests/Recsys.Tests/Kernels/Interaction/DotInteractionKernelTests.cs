@@ -87,6 +87,31 @@ public class DotInteractionKernelTests
     }
 
     [Test]
+    public void Backward_Overwrite_WritesEveryElement_SameAsAccumulatingIntoZeros([Values(1, 17, 64, 67)] int d,
+        [Values(false, true)] bool accumulateDense, [Values(false, true)] bool accumulateSparse)
+    {
+        foreach (int f in Features)
+        {
+            const int batch = 5;
+            int width = DotInteractionKernels.OutputDim(f, d);
+            var dense = TestData.Floats(batch * d, 11 + d);
+            var sparse = TestData.Floats(batch * f * d, 12 + f);
+            var dOut = TestData.Floats(batch * width, 13);
+            // Overwritten outputs start as garbage (NaN): every element must be written, none read.
+            var dDense = TestData.Floats(batch * d, 14);
+            var dSparse = TestData.Floats(batch * f * d, 15);
+            if (!accumulateDense) Array.Fill(dDense, float.NaN);
+            if (!accumulateSparse) Array.Fill(dSparse, float.NaN);
+            var refDense = accumulateDense ? (float[])dDense.Clone() : new float[batch * d];
+            var refSparse = accumulateSparse ? (float[])dSparse.Clone() : new float[batch * f * d];
+            DotInteractionKernels.Backward(dense, sparse, dOut, refDense, refSparse, batch, f, d);
+            DotInteractionKernels.Backward(dense, sparse, dOut, dDense, dSparse, batch, f, d, accumulateDense, accumulateSparse);
+            Assert.That(dDense, Is.EqualTo(refDense), $"dDense F={f} D={d}");
+            Assert.That(dSparse, Is.EqualTo(refSparse), $"dSparse F={f} D={d}");
+        }
+    }
+
+    [Test]
     public void Forward_OutputTooSmall_ThrowsNamingSizes()
     {
         var ex = Assert.Throws<ArgumentException>(() => DotInteractionKernels.Forward(new float[8], new float[24], new float[10], 2, 3, 4));
