@@ -27,12 +27,15 @@ public static class BenchProtocol
     /// <summary>Upper bound on the warm-up spent waiting for the JIT to go quiet.</summary>
     public const double MaxJitWarmupSeconds = 8.0;
 
-    public static StepStats Measure(Action step)
+    public static StepStats Measure(Action step) => Measure(step, static () => System.Runtime.JitInfo.GetCompiledMethodCount());
+
+    /// <summary>As <see cref="Measure(Action)"/>, with the count of compiled methods read from <paramref name="compiledMethods"/>.</summary>
+    internal static StepStats Measure(Action step, Func<long> compiledMethods)
     {
         var sw = new Stopwatch();
         int warm = 0;
         double last = 0, warmTotal = 0;
-        long compiled = System.Runtime.JitInfo.GetCompiledMethodCount();
+        long compiled = compiledMethods();
         double quiet = 0;
         while (warm < 3 || warmTotal < 0.5 * Scale || (quiet < JitQuietSeconds * Scale && warmTotal < MaxJitWarmupSeconds * Scale))
         {
@@ -41,7 +44,7 @@ public static class BenchProtocol
             last = sw.Elapsed.TotalSeconds;
             warmTotal += last;
             warm++;
-            long now = System.Runtime.JitInfo.GetCompiledMethodCount();
+            long now = compiledMethods();
             quiet = now == compiled ? quiet + last : 0;
             compiled = now;
             if (warm >= 1000 && quiet >= JitQuietSeconds * Scale) break;
