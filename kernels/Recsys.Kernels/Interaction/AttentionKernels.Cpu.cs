@@ -68,12 +68,7 @@ public static unsafe class AttentionKernels
     /// </summary>
     private static void PrefetchRows(float* first, int rows, long strideFloats, int floats)
     {
-        if (!Sse.IsSupported) return;
-        for (int r = 0; r < rows; r++)
-        {
-            byte* row = (byte*)(first + r * strideFloats);
-            for (int off = 0; off < floats * 4; off += 64) Sse.Prefetch1(row + off);
-        }
+        for (int r = 0; r < rows; r++) CachePrefetch.IntoL2(first + r * strideFloats, floats);
     }
 
     /// <summary>Lanes of the vector at column <paramref name="c"/> that hold one of the row's <paramref name="t"/> entries.</summary>

@@ -1,5 +1,4 @@
 using System.Runtime.Intrinsics;
-using System.Runtime.Intrinsics.X86;
 using Recsys.Kernels.Common;
 
 namespace Recsys.Kernels.Interaction;
@@ -80,21 +79,6 @@ public static unsafe class DotInteractionKernels
     /// </summary>
     private const int PrefetchAhead = 4;
 
-    /// <summary>Hints that two runs of floats (a sample's rows) be brought into L2, or L1 (a hint: it never faults).</summary>
-    private static void PrefetchSample(float* e, float* x, int eFloats, int xFloats, bool toL1)
-    {
-        if (!Sse.IsSupported) return;
-        byte* pe = (byte*)e, px = (byte*)x;
-        if (toL1)
-        {
-            for (int off = 0; off < eFloats * 4; off += 64) Sse.Prefetch0(pe + off);
-            for (int off = 0; off < xFloats * 4; off += 64) Sse.Prefetch0(px + off);
-            return;
-        }
-        for (int off = 0; off < eFloats * 4; off += 64) Sse.Prefetch1(pe + off);
-        for (int off = 0; off < xFloats * 4; off += 64) Sse.Prefetch1(px + off);
-    }
-
     private struct ForwardBody : IScratchChunkBody
     {
         public float* Dense, Sparse, Output;
@@ -128,8 +112,16 @@ public static unsafe class DotInteractionKernels
                 // A later sample's embeddings (6.5 KiB at F = 26, D = 64) were written by the embedding forward with
                 // non-temporal stores (past 1 MiB): they come from DRAM. The transpose reads them eight rows at a time,
                 // a pattern the hardware prefetchers do not follow, so ask for them a few samples ahead.
-                if (b + PrefetchAhead < end) PrefetchSample(e + PrefetchAhead * F * d, x + PrefetchAhead * d, F * d, d, toL1: false);
-                if (b + 1 < end) PrefetchSample(e + F * d, x + d, F * d, d, toL1: true);
+                if (b + PrefetchAhead < end)
+                {
+                    CachePrefetch.IntoL2(e + PrefetchAhead * F * d, F * d);
+                    CachePrefetch.IntoL2(x + PrefetchAhead * d, d);
+                }
+                if (b + 1 < end)
+                {
+                    CachePrefetch.IntoL1(e + F * d, F * d);
+                    CachePrefetch.IntoL1(x + d, d);
+                }
                 RowMath.Copy(x, o, d);
                 for (int k = 0; k < d; k++) tt[k * np] = x[k];
                 RowMath.Transpose(e, d, F, d, tt + 1, np);

@@ -48,6 +48,13 @@ public class DotInteractionKernelTests
             }
     }
 
+    /// <summary>Random backward inputs and starting gradients; the gradients' seeds follow dOutput's (seed + 1, seed + 2).</summary>
+    private static (float[] Dense, float[] Sparse, float[] DOut, float[] DDense, float[] DSparse) BackwardInputs(int batch, int f, int d,
+        int denseSeed, int sparseSeed, int dOutSeed) =>
+        (TestData.Floats(batch * d, denseSeed), TestData.Floats(batch * f * d, sparseSeed),
+         TestData.Floats(batch * DotInteractionKernels.OutputDim(f, d), dOutSeed),
+         TestData.Floats(batch * d, dOutSeed + 1), TestData.Floats(batch * f * d, dOutSeed + 2));
+
     [TestCase(1), TestCase(3), TestCase(7), TestCase(15), TestCase(16), TestCase(17)]
     [TestCase(31), TestCase(33), TestCase(63), TestCase(64), TestCase(65), TestCase(67)]
     public void Backward_OddSizes_AccumulatesFloat64Reference(int d)
@@ -56,11 +63,7 @@ public class DotInteractionKernelTests
             foreach (int batch in Batches)
             {
                 int width = DotInteractionKernels.OutputDim(f, d);
-                var dense = TestData.Floats(batch * d, 3 + d);
-                var sparse = TestData.Floats(batch * f * d, 4 + f);
-                var dOut = TestData.Floats(batch * width, 5);
-                var dDense = TestData.Floats(batch * d, 6);
-                var dSparse = TestData.Floats(batch * f * d, 7);
+                var (dense, sparse, dOut, dDense, dSparse) = BackwardInputs(batch, f, d, 3 + d, 4 + f, 5);
                 var expDense = dDense.Select(v => (double)v).ToArray();
                 var expSparse = dSparse.Select(v => (double)v).ToArray();
                 for (int b = 0; b < batch; b++)
@@ -93,13 +96,8 @@ public class DotInteractionKernelTests
         foreach (int f in Features)
         {
             const int batch = 5;
-            int width = DotInteractionKernels.OutputDim(f, d);
-            var dense = TestData.Floats(batch * d, 11 + d);
-            var sparse = TestData.Floats(batch * f * d, 12 + f);
-            var dOut = TestData.Floats(batch * width, 13);
+            var (dense, sparse, dOut, dDense, dSparse) = BackwardInputs(batch, f, d, 11 + d, 12 + f, 13);
             // Overwritten outputs start as garbage (NaN): every element must be written, none read.
-            var dDense = TestData.Floats(batch * d, 14);
-            var dSparse = TestData.Floats(batch * f * d, 15);
             if (!accumulateDense) Array.Fill(dDense, float.NaN);
             if (!accumulateSparse) Array.Fill(dSparse, float.NaN);
             var refDense = accumulateDense ? (float[])dDense.Clone() : new float[batch * d];
