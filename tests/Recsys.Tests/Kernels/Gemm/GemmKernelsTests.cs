@@ -260,9 +260,13 @@ public class GemmKernelsTests
     }
 
     [Test]
-    public void MatMul_OneVersusAllThreads_BitIdentical([Values(Layout.NN, Layout.TN, Layout.NT)] Layout layout)
+    public void MatMul_OneVersusAllThreads_BitIdentical([Values(Layout.NN, Layout.TN, Layout.NT)] Layout layout,
+        [Values(263, 600)] int m)
     {
-        int m = 263, n = 301, k = 300;
+        // m = 263: threads split columns (row-major A) or pack B each for themselves (TN); m = 600 with k·n past
+        // PrivatePackMaxFloats: threads split rows and share one packed B.
+        int n = 301, k = m == 263 ? 300 : 1800;
+        Assert.That((long)k * n > GemmKernels.PrivatePackMaxFloats, Is.EqualTo(m == 600));
         var a = TestData.Floats(m * k, 7);
         var b = TestData.Floats(k * n, 8);
         var c1 = new float[m * n];
