@@ -14,16 +14,23 @@ public static partial class GemmKernels
     /// <summary>Takes the unpacked path when k is at least this many times the larger output dimension.</summary>
     private const int LongKRatio = 8;
 
+    /// <summary>
+    /// ... and the output has at most this many elements. Packing costs k·(m + n) copies against k·m·n multiply-adds, so
+    /// it pays off on a larger output: 512×512×4096 packed 202–203 GFLOP/s against 169–183 unpacked, 256×512×4096
+    /// 190–197 against 163–196, while 64×256×4096 stays at ~227 unpacked against ~88 packed (alternating builds).
+    /// </summary>
+    private const int LongKMaxOutput = 256 * 256;
+
     /// <summary>Largest k block of B (bytes) for which the long-k path walks its tiles row by row.</summary>
     private const long LongKRowOrderBBytes = 512 * 1024;
 
     /// <summary>
     /// True when C[m,n] (+)= Aᵀ·B (A stored [k, m], B stored [k, n], both row-major) runs unpacked: AVX-512, whole 8×32
-    /// tiles, a long k, no epilogue.
+    /// tiles, a long k, a small output, no epilogue.
     /// </summary>
     private static bool UseLongKTransposed(long ars, long acs, long bcs, int m, int n, int k, bool hasEpilogue) =>
         Selected == MicroKernel.V512x8x32 && ars == 1 && bcs == 1 && !hasEpilogue
-        && m % 8 == 0 && n % 32 == 0 && k >= LongKRatio * Math.Max(m, n);
+        && m % 8 == 0 && n % 32 == 0 && k >= LongKRatio * Math.Max(m, n) && (long)m * n <= LongKMaxOutput;
 
     /// <param name="aColumnSums">Null, or [m]: also aColumnSums[i] += Σ_p A[p, i], from the A rows the tiles of the first
     /// column panel read (per k block, summed in row order, then added: the same bits for any thread count).</param>

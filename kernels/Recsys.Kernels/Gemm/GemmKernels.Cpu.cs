@@ -45,8 +45,8 @@ public static partial class GemmKernels
     /// <summary>
     /// A Linear's parameter gradients from its output gradient dY [k, m] and input X [k, n]: dW[m,n] (+)= dYᵀ·X and
     /// dB[m] += Σ_p dY[p, m] (the bias gradient always accumulates). Either output may be empty (not needed). When the
-    /// product takes the unpacked long-k path (a token projection: a small dW over many rows) the column sums of dY are
-    /// taken from the rows the product reads anyway, instead of a second pass over dY; otherwise they are a separate
+    /// product packs dY (the blocked path) or reads it unpacked (the long-k path) the column sums of dY are taken from
+    /// the values it reads anyway, instead of a second pass over dY; the small-shape paths leave them to a separate
     /// pass (<see cref="Reduce.ReduceKernels.ColumnSums"/>).
     /// </summary>
     public static void LinearWeightGradients(ReadOnlySpan<float> dY, ReadOnlySpan<float> x, Span<float> dW, Span<float> dB,
@@ -64,17 +64,8 @@ public static partial class GemmKernels
             return;
         }
         KernelGuard.AtLeast(dB, m, nameof(dB), nameof(LinearWeightGradients));
-        if (m > 0 && n > 0 && UseLongKTransposed(1, m, 1, m, n, k, hasEpilogue: false))
-        {
-            unsafe
-            {
-                fixed (float* pa = dY, pb = x, pc = dW, pd = dB)
-                    RunLongKTransposed(pa, m, pb, n, pc, m, n, k, accumulate, pd);
-            }
-            return;
-        }
-        Run(dY, 1, m, x, n, 1, dW, m, n, k, accumulate, default, Activation.None);
-        Reduce.ReduceKernels.ColumnSums(dY, dB, k, m, accumulate: true);
+        if (!Run(dY, 1, m, x, n, 1, dW, m, n, k, accumulate, default, Activation.None, dB.Slice(0, m)))
+            Reduce.ReduceKernels.ColumnSums(dY, dB, k, m, accumulate: true);
     }
 
     /// <summary>C[m,n] (+)= A[m,k]·B[n,k]ᵀ (linear forward with a PyTorch-layout [out, in] weight).</summary>
@@ -155,35 +146,44 @@ public static partial class GemmKernels
 
     // ---- Driver ----------------------------------------------------------------------------------
 
-    private static unsafe void Run(ReadOnlySpan<float> a, long ars, long acs, ReadOnlySpan<float> b, long brs, long bcs,
-        Span<float> c, int m, int n, int k, bool accumulate, ReadOnlySpan<float> bias, Activation activation)
+    /// <summary>
+    /// C (+)= op(A)·op(B) through (row stride, column stride) views, then the epilogue. <paramref name="aColumnSums"/>:
+    /// empty, or (A stored transposed, ars = 1) [m] that also gets aColumnSums[i] += Σ_p A(i, p) from the A values the
+    /// product reads anyway — the bias gradient of a weight gradient. Returns false when the path taken does not do
+    /// those sums (the caller then takes them itself).
+    /// </summary>
+    private static unsafe bool Run(ReadOnlySpan<float> a, long ars, long acs, ReadOnlySpan<float> b, long brs, long bcs,
+        Span<float> c, int m, int n, int k, bool accumulate, ReadOnlySpan<float> bias, Activation activation,
+        Span<float> aColumnSums = default)
     {
-        if (m == 0 || n == 0) return;
+        if (m == 0 || n == 0) return false;
         fixed (float* pa = a)
         fixed (float* pb = b)
         fixed (float* pc = c)
         fixed (float* pbias = bias)
+        fixed (float* psums = aColumnSums)
         {
             float* pBias = bias.IsEmpty ? null : pbias;
+            float* pSums = aColumnSums.IsEmpty || ars != 1 || acs == 1 ? null : psums;
             if (bcs == 1 && m <= SkinnyLimit && activation == Activation.None && pBias == null)
             {
                 RunAxpys(pa, ars, acs, pb, pc, m, n, k, accumulate);
-                return;
+                return false;
             }
             if (ars == 1 && acs == m && bcs == 1 && brs == n && n <= NarrowLimit && m >= NarrowLimit && activation == Activation.None && pBias == null)
             {
                 RunOuterProducts(pa, pb, pc, m, n, k, accumulate);
-                return;
+                return false;
             }
             if (bcs != 1 && acs == 1 && (m <= SkinnyLimit || n <= SkinnyLimit))
             {
                 RunDots(pa, pb, pc, m, n, k, accumulate, pBias, activation);
-                return;
+                return false;
             }
             if (UseLongKTransposed(ars, acs, bcs, m, n, k, pBias != null || activation != Activation.None))
             {
-                RunLongKTransposed(pa, acs, pb, brs, pc, m, n, k, accumulate, null);
-                return;
+                RunLongKTransposed(pa, acs, pb, brs, pc, m, n, k, accumulate, pSums);
+                return pSums != null;
             }
             var body = new GemmBody
             {
@@ -193,6 +193,7 @@ public static partial class GemmKernels
                 Accumulate = accumulate,
                 Bias = pBias,
                 Activation = activation,
+                ColumnSums = pSums,
             };
             int mr = MR, nr = NR;
             int rowTiles = (m + mr - 1) / mr;
@@ -243,6 +244,7 @@ public static partial class GemmKernels
                     KernelParallelism.For(rowChunks, ref body);
                 }
             }
+            return pSums != null;
         }
     }
 
@@ -317,6 +319,8 @@ public static partial class GemmKernels
         public Activation Activation;
         public bool SplitRows;
         public int Tiles;
+        /// <summary>Null, or [M]: += the column sums of (transposed) A, taken while packing A (see <see cref="PackA"/>).</summary>
+        public float* ColumnSums;
         /// <summary>All of B already packed (shared by every thread), or null to pack per thread.</summary>
         public float* SharedB;
         public long SharedBStride;
@@ -392,7 +396,9 @@ public static partial class GemmKernels
                 for (int ic = i0; ic < i1; ic += MC)
                 {
                     int mc = Math.Min(MC, i1 - ic);
-                    if (!directA) PackA(g.A, g.Ars, g.Acs, ic, mc, pc, kc, mr, packA);
+                    // The first column block's pack of A also sums its columns (each A element is packed once per
+                    // column block; only the chunk that owns column 0 sums, so no two threads add to the same sum).
+                    if (!directA) PackA(g.A, g.Ars, g.Acs, ic, mc, pc, kc, mr, packA, jc == 0 ? g.ColumnSums : null);
                     for (int jr = 0; jr < nc; jr += nr)
                     {
                         int nrr = Math.Min(nr, nc - jr);
@@ -422,7 +428,7 @@ public static partial class GemmKernels
                                     goto MergeTile;
                                 }
                                 // Last rows of the matrix: pack (and zero-pad) just this panel.
-                                if (jr == 0) PackA(g.A, g.Ars, g.Acs, ic + ir, mrr, pc, kc, mr, paPanel);
+                                if (jr == 0) PackA(g.A, g.Ars, g.Acs, ic + ir, mrr, pc, kc, mr, paPanel, null);
                             }
                             if (mrr == mr && nrr == nr)
                             {
@@ -595,7 +601,9 @@ public static partial class GemmKernels
     /// Packs A rows [i0, i0+mc) × columns [p0, p0+kc) into row panels of <paramref name="mr"/>:
     /// panel q holds dst[q·mr·kc + p·mr + r] = A(i0+q·mr+r, p0+p), zero-padded past mc.
     /// </summary>
-    private static unsafe void PackA(float* a, long ars, long acs, int i0, int mc, int p0, int kc, int mr, float* dst)
+    /// <param name="sums">Null, or (A stored transposed, ars = 1) sums[i0 + r] += Σ over this k block of A(i0 + r, p),
+    /// summed in p order from zero and then added: the same bits as the long-k path's column sums.</param>
+    private static unsafe void PackA(float* a, long ars, long acs, int i0, int mc, int p0, int kc, int mr, float* dst, float* sums)
     {
         for (int ir = 0; ir < mc; ir += mr)
         {
@@ -607,7 +615,21 @@ public static partial class GemmKernels
                 // (The weight gradient's A is dYᵀ with k = batch: this copy runs once per k step of every panel.)
                 float* src = a + p0 * acs + i0 + ir;
                 float* d = panel;
-                for (int p = 0; p < kc; p++, src += acs, d += 8) Vector256.Load(src).Store(d);
+                if (sums == null)
+                {
+                    for (int p = 0; p < kc; p++, src += acs, d += 8) Vector256.Load(src).Store(d);
+                }
+                else
+                {
+                    var s = Vector256<float>.Zero;
+                    for (int p = 0; p < kc; p++, src += acs, d += 8)
+                    {
+                        var v = Vector256.Load(src);
+                        v.Store(d);
+                        s += v;
+                    }
+                    (Vector256.Load(sums + i0 + ir) + s).Store(sums + i0 + ir);
+                }
             }
             else if (ars == 1)
             {
@@ -620,6 +642,13 @@ public static partial class GemmKernels
                     for (; r < h; r++) d[r] = src[r];
                     for (; r < mr; r++) d[r] = 0f;
                 }
+                if (sums != null)
+                    for (int r = 0; r < h; r++)
+                    {
+                        float s = 0f;
+                        for (int p = 0; p < kc; p++) s += panel[p * mr + r];
+                        sums[i0 + ir + r] += s;
+                    }
             }
             else if (h == mr && acs == 1)
             {

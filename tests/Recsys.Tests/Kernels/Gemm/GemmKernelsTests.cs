@@ -185,10 +185,12 @@ public class GemmKernelsTests
     [Test]
     public void LinearWeightGradients_LongKAndPacked_MatchFloat64Reference([Values(false, true)] bool accumulate)
     {
-        // (64, 64, 4000) fuses the bias sums into the unpacked product; (20, 33, 300) runs the packed product and a
-        // separate column-sum pass. dB always accumulates.
+        // (64, 64, 4000) fuses the bias sums into the unpacked product; (20, 33, 300) and (300, 40, 600) (several row
+        // and k blocks) take them while packing dY; (8, 200, 3000) splits columns between threads, so only the chunk
+        // with column 0 sums; (4, 40, 50) and (40, 13, 70) take the small-shape paths and a separate column-sum pass.
+        // dB always accumulates.
         int seed = 700;
-        foreach (var (m, n, k) in new[] { (64, 64, 4000), (8, 32, 1000), (20, 33, 300), (3, 5, 0) })
+        foreach (var (m, n, k) in new[] { (64, 64, 4000), (8, 32, 1000), (20, 33, 300), (300, 40, 600), (8, 200, 3000), (4, 40, 50), (40, 13, 70), (3, 5, 0) })
         {
             seed += 7;
             var dy = TestData.Floats(k * m, seed);
@@ -233,11 +235,12 @@ public class GemmKernelsTests
     }
 
     [Test]
-    public void LinearWeightGradients_LongK_OneVersusSeveralThreads_BitIdentical([Values(2, 3)] int threads,
-        [Values(0, 1)] int shape)
+    public void LinearWeightGradients_OneVersusSeveralThreads_BitIdentical([Values(2, 3)] int threads,
+        [Values(0, 1, 2, 3)] int shape)
     {
-        // Row-order tiles (64 x 64), and panel-order tiles whose chunks end inside a tile row (24 x 288: 27 tiles).
-        var (m, n, k) = shape == 0 ? (64, 64, 5000) : (24, 288, 2400);
+        // Row-order tiles (64 x 64), and panel-order tiles whose chunks end inside a tile row (24 x 288: 27 tiles);
+        // the packed path with the bias sums taken while packing, rows split (300 x 40) and columns split (8 x 200).
+        var (m, n, k) = shape switch { 0 => (64, 64, 5000), 1 => (24, 288, 2400), 2 => (300, 40, 600), _ => (8, 200, 3000) };
         var dy = TestData.Floats(k * m, 1);
         var x = TestData.Floats(k * n, 2);
         (float[] W, float[] B) RunWith(int threads)
