@@ -23,23 +23,27 @@ public static unsafe class CrossKernels
     {
         CheckRows(x0, xl, hidden, output, batch, dim, nameof(Forward));
         KernelGuard.AtLeast(weight, (long)dim * dim, nameof(weight), nameof(Forward));
-        GemmKernels.MatMulNT(xl, weight, hidden, batch, dim, dim, accumulate: false);
-        ForwardEpilogue(x0, xl, bias, hidden, output, batch, dim);
+        KernelGuard.AtLeast(bias, dim, nameof(bias), nameof(Forward));
+        // The bias rides in the GEMM's epilogue (added to each tile as it is stored), so the pass after it only reads
+        // x0, hidden and x_l and writes y.
+        GemmKernels.LinearForward(xl, weight, bias.Slice(0, dim), hidden, batch, dim, dim, Activation.None);
+        RunForwardEpilogue(x0, xl, default, hidden, output, batch, dim);
     }
 
     /// <summary>
     /// Full-rank backward. <paramref name="dPre"/> [B, d] is scratch (receives dOutput ⊙ x0). Every
-    /// gradient accumulates; an empty <paramref name="dX0"/> / <paramref name="dXl"/> /
+    /// gradient accumulates (dX0 / dXl are overwritten instead when so flagged, see <see cref="BackwardEpilogue"/>); an empty <paramref name="dX0"/> / <paramref name="dXl"/> /
     /// <paramref name="dWeight"/> / <paramref name="dBias"/> is skipped. dX0 and dXl may be the same
     /// buffer (first layer, x_l = x0).
     /// </summary>
     public static void Backward(ReadOnlySpan<float> dOutput, ReadOnlySpan<float> x0, ReadOnlySpan<float> xl, ReadOnlySpan<float> weight,
-        ReadOnlySpan<float> hidden, Span<float> dPre, Span<float> dX0, Span<float> dXl, Span<float> dWeight, Span<float> dBias, int batch, int dim)
+        ReadOnlySpan<float> hidden, Span<float> dPre, Span<float> dX0, Span<float> dXl, Span<float> dWeight, Span<float> dBias, int batch, int dim,
+        bool overwriteDX0 = false, bool overwriteDXl = false)
     {
         KernelGuard.AtLeast(weight, (long)dim * dim, nameof(weight), nameof(Backward));
-        BackwardEpilogue(dOutput, x0, hidden, dPre, dX0, dXl, batch, dim);
-        if (!dWeight.IsEmpty) GemmKernels.MatMulTN(dPre, xl, dWeight, dim, dim, batch, accumulate: true);
-        if (!dBias.IsEmpty) ReduceKernels.ColumnSums(dPre, dBias, batch, dim, accumulate: true);
+        BackwardEpilogue(dOutput, x0, hidden, dPre, dX0, dXl, batch, dim, overwriteDX0, overwriteDXl);
+        // dW += dPreᵀ·x_l and dBias += Σ_b dPre in one pass over dPre (the bias sums are taken as the product reads it).
+        GemmKernels.LinearWeightGradients(dPre, xl, dWeight, dBias, dim, dim, batch, accumulate: true);
         if (!dXl.IsEmpty) GemmKernels.MatMul(dPre, weight, dXl, batch, dim, dim, accumulate: true);
     }
 
@@ -88,20 +92,29 @@ public static unsafe class CrossKernels
     {
         CheckRows(x0, xl, hidden, output, batch, dim, nameof(ForwardEpilogue));
         KernelGuard.AtLeast(bias, dim, nameof(bias), nameof(ForwardEpilogue));
+        RunForwardEpilogue(x0, xl, bias, hidden, output, batch, dim);
+    }
+
+    /// <summary><see cref="ForwardEpilogue"/>, or with an empty <paramref name="bias"/> (already in hidden) just output = x0 ⊙ hidden + x_l.</summary>
+    private static void RunForwardEpilogue(ReadOnlySpan<float> x0, ReadOnlySpan<float> xl, ReadOnlySpan<float> bias,
+        Span<float> hidden, Span<float> output, int batch, int dim)
+    {
         if (batch == 0 || dim == 0) return;
         fixed (float* p0 = x0, pl = xl, pb = bias, ph = hidden, po = output)
         {
-            var body = new ForwardEpilogueBody { X0 = p0, Xl = pl, Bias = pb, Hidden = ph, Output = po, Batch = batch, Dim = dim };
+            var body = new ForwardEpilogueBody { X0 = p0, Xl = pl, Bias = bias.IsEmpty ? null : pb, Hidden = ph, Output = po, Batch = batch, Dim = dim };
             KernelParallelism.For(KernelParallelism.Chunks(batch, 4L * dim, 262_144), ref body);
         }
     }
 
     /// <summary>
     /// Fused backward epilogue: dPre = dOutput ⊙ x0; dX0 += dOutput ⊙ hidden; dXl += dOutput (the
-    /// residual). Empty dX0 / dXl are skipped; they may alias.
+    /// residual). Empty dX0 / dXl are skipped; they may alias. <paramref name="overwriteDX0"/> /
+    /// <paramref name="overwriteDXl"/>: store instead of add (a gradient buffer just made, not zeroed); when the two
+    /// alias only dX0 may be overwritten (it is written first, element by element).
     /// </summary>
     public static void BackwardEpilogue(ReadOnlySpan<float> dOutput, ReadOnlySpan<float> x0, ReadOnlySpan<float> hidden,
-        Span<float> dPre, Span<float> dX0, Span<float> dXl, int batch, int dim)
+        Span<float> dPre, Span<float> dX0, Span<float> dXl, int batch, int dim, bool overwriteDX0 = false, bool overwriteDXl = false)
     {
         long size = (long)batch * dim;
         KernelGuard.NonNegative(batch, nameof(batch), nameof(BackwardEpilogue));
@@ -118,7 +131,7 @@ public static unsafe class CrossKernels
             var body = new BackwardEpilogueBody
             {
                 DOutput = pg, X0 = p0, Hidden = ph, DPre = pp, DX0 = dX0.IsEmpty ? null : pd0, DXl = dXl.IsEmpty ? null : pdl,
-                Batch = batch, Dim = dim,
+                Batch = batch, Dim = dim, OverwriteDX0 = overwriteDX0, OverwriteDXl = overwriteDXl,
             };
             KernelParallelism.For(KernelParallelism.Chunks(batch, 6L * dim, 262_144), ref body);
         }
@@ -137,6 +150,11 @@ public static unsafe class CrossKernels
             {
                 long o = (long)r * n;
                 float* x0 = X0 + o, xl = Xl + o, h = Hidden + o, y = Output + o, b = Bias;
+                if (b == null)
+                {
+                    ResidualProductRow(x0, h, xl, y, n);
+                    continue;
+                }
                 int i = 0;
                 if (Vector512.IsHardwareAccelerated)
                     for (; i + 16 <= n; i += 16)
@@ -169,15 +187,33 @@ public static unsafe class CrossKernels
         }
     }
 
+    /// <summary>y = x0 ⊙ h + x_l over one row of n (hidden already holds the bias), with the same operations as the biased epilogue.</summary>
+    private static void ResidualProductRow(float* x0, float* h, float* xl, float* y, int n)
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+            for (; i + 16 <= n; i += 16)
+                Vector512.FusedMultiplyAdd(Vector512.Load(x0 + i), Vector512.Load(h + i), Vector512.Load(xl + i)).Store(y + i);
+        if (Vector256.IsHardwareAccelerated)
+            for (; i + 8 <= n; i += 8)
+                Vector256.FusedMultiplyAdd(Vector256.Load(x0 + i), Vector256.Load(h + i), Vector256.Load(xl + i)).Store(y + i);
+        if (Vector128.IsHardwareAccelerated)
+            for (; i + 4 <= n; i += 4)
+                Vector128.FusedMultiplyAdd(Vector128.Load(x0 + i), Vector128.Load(h + i), Vector128.Load(xl + i)).Store(y + i);
+        for (; i < n; i++) y[i] = x0[i] * h[i] + xl[i];
+    }
+
     private struct BackwardEpilogueBody : IChunkBody
     {
         public float* DOutput, X0, Hidden, DPre, DX0, DXl;
         public int Batch, Dim;
+        public bool OverwriteDX0, OverwriteDXl;
 
         public readonly void Run(int chunk, int chunks)
         {
             var (start, end) = KernelParallelism.Range(Batch, chunks, chunk);
             int n = Dim;
+            bool ow0 = OverwriteDX0, owl = OverwriteDXl;
             for (int r = start; r < end; r++)
             {
                 long o = (long)r * n;
@@ -191,31 +227,31 @@ public static unsafe class CrossKernels
                     {
                         var gv = Vector512.Load(g + i);
                         (gv * Vector512.Load(x0 + i)).Store(dp + i);
-                        if (dx0 != null) Vector512.FusedMultiplyAdd(gv, Vector512.Load(h + i), Vector512.Load(dx0 + i)).Store(dx0 + i);
-                        if (dxl != null) (Vector512.Load(dxl + i) + gv).Store(dxl + i);
+                        if (dx0 != null) Vector512.FusedMultiplyAdd(gv, Vector512.Load(h + i), ow0 ? Vector512<float>.Zero : Vector512.Load(dx0 + i)).Store(dx0 + i);
+                        if (dxl != null) ((owl ? Vector512<float>.Zero : Vector512.Load(dxl + i)) + gv).Store(dxl + i);
                     }
                 if (Vector256.IsHardwareAccelerated)
                     for (; i + 8 <= n; i += 8)
                     {
                         var gv = Vector256.Load(g + i);
                         (gv * Vector256.Load(x0 + i)).Store(dp + i);
-                        if (dx0 != null) Vector256.FusedMultiplyAdd(gv, Vector256.Load(h + i), Vector256.Load(dx0 + i)).Store(dx0 + i);
-                        if (dxl != null) (Vector256.Load(dxl + i) + gv).Store(dxl + i);
+                        if (dx0 != null) Vector256.FusedMultiplyAdd(gv, Vector256.Load(h + i), ow0 ? Vector256<float>.Zero : Vector256.Load(dx0 + i)).Store(dx0 + i);
+                        if (dxl != null) ((owl ? Vector256<float>.Zero : Vector256.Load(dxl + i)) + gv).Store(dxl + i);
                     }
                 if (Vector128.IsHardwareAccelerated)
                     for (; i + 4 <= n; i += 4)
                     {
                         var gv = Vector128.Load(g + i);
                         (gv * Vector128.Load(x0 + i)).Store(dp + i);
-                        if (dx0 != null) Vector128.FusedMultiplyAdd(gv, Vector128.Load(h + i), Vector128.Load(dx0 + i)).Store(dx0 + i);
-                        if (dxl != null) (Vector128.Load(dxl + i) + gv).Store(dxl + i);
+                        if (dx0 != null) Vector128.FusedMultiplyAdd(gv, Vector128.Load(h + i), ow0 ? Vector128<float>.Zero : Vector128.Load(dx0 + i)).Store(dx0 + i);
+                        if (dxl != null) ((owl ? Vector128<float>.Zero : Vector128.Load(dxl + i)) + gv).Store(dxl + i);
                     }
                 for (; i < n; i++)
                 {
                     float gv = g[i];
                     dp[i] = gv * x0[i];
-                    if (dx0 != null) dx0[i] += gv * h[i];
-                    if (dxl != null) dxl[i] += gv;
+                    if (dx0 != null) dx0[i] = (ow0 ? 0f : dx0[i]) + gv * h[i];
+                    if (dxl != null) dxl[i] = (owl ? 0f : dxl[i]) + gv;
                 }
             }
         }

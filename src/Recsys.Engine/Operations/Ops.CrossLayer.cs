@@ -40,8 +40,14 @@ public static partial class Ops
         if (y.Grad is null) return;
         int b = x0.Dim(0), d = x0.Dim(1);
         var dPre = tape.Arena.Allocate(x0.Shape);
+        // A gradient buffer made here is written, not added to: no zero-fill and no read (x_l = x0 shares one buffer,
+        // which gets dOutput ⊙ hidden first and the residual added).
+        var dX0 = tape.GradOf(x0, out bool freshX0);
+        bool freshXl = false;
+        var dXl = ReferenceEquals(xl, x0) ? dX0 : tape.GradOf(xl, out freshXl);
         CrossKernels.Backward(y.Grad.ReadOnlySpan, x0.ReadOnlySpan, xl.ReadOnlySpan, weight.ReadOnlySpan, hidden.ReadOnlySpan, dPre.Span,
-            GradSpan(tape, x0), GradSpan(tape, xl), GradSpan(tape, weight), GradSpan(tape, bias), b, d);
+            dX0 is null ? default : dX0.Span, dXl is null ? default : dXl.Span, GradSpan(tape, weight), GradSpan(tape, bias), b, d,
+            overwriteDX0: freshX0, overwriteDXl: freshXl);
     }
 
     /// <summary>The gradient buffer of <paramref name="t"/> as a span, empty when no gradient is needed (kernels skip empty outputs).</summary>

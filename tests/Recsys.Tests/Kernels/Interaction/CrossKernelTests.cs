@@ -133,4 +133,20 @@ public class CrossKernelTests
         for (int i = 0; i < e.Length; i++) e[i] = (double)dy[i] * h[i] + dy[i];
         TestData.AssertClose(dx, e, 1e-5, 1e-6, "aliased dx");
     }
+
+    [Test]
+    public void BackwardEpilogue_Overwrite_EqualsAccumulatingIntoZerosBitForBit([Values(false, true)] bool aliased)
+    {
+        // Odd width: every vector tier and the scalar tail. Overwritten buffers start as garbage (not zeros).
+        const int batch = 5, d = 61;
+        var x0 = TestData.Floats(batch * d, 31); var h = TestData.Floats(batch * d, 32); var dy = TestData.Floats(batch * d, 33);
+        var zero0 = new float[batch * d];
+        var zeroL = aliased ? zero0 : new float[batch * d];
+        CrossKernels.BackwardEpilogue(dy, x0, h, new float[batch * d], zero0, zeroL, batch, d);
+        var ow0 = TestData.Floats(batch * d, 34);
+        var owL = aliased ? ow0 : TestData.Floats(batch * d, 35);
+        CrossKernels.BackwardEpilogue(dy, x0, h, new float[batch * d], ow0, owL, batch, d, overwriteDX0: true, overwriteDXl: !aliased);
+        Assert.That(ow0, Is.EqualTo(zero0), "dX0");
+        Assert.That(owL, Is.EqualTo(zeroL), "dXl");
+    }
 }
