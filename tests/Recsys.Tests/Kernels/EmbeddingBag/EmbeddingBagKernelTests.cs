@@ -620,4 +620,38 @@ public class EmbeddingBagKernelTests
                     $"table {f} bag {b}");
         Assert.That(output.ToArray().Any(float.IsNaN), Is.False, "every output element written");
     }
+
+    [Test]
+    public void ForwardTables_ShortBags_TablesPerChunk_MatchReferenceAndOneThreadBits([Values(13, 64)] int dim, [Values(2, 3)] int threads)
+    {
+        // Five tables of short bags (0..3 ids), enough work for several chunks: each chunk pools whole tables sample by
+        // sample (3 threads: tables split 1/2/2). Output [B, 5, dim] poisoned with NaN first.
+        const int rows = 400, batch = 900, tables = 5;
+        var weights = Enumerable.Range(0, tables).Select(f => TestData.Floats(rows * dim, 60 + f)).ToArray();
+        var (idx, off, psw) = EmbeddingBagReference.Bags(tables * batch, 3, rows, seed: 61);
+        float[] RunWith(int n)
+        {
+            int saved = KernelParallelism.MaxThreads;
+            try
+            {
+                KernelParallelism.MaxThreads = n;
+                var output = new float[batch * tables * dim];
+                Array.Fill(output, float.NaN);
+                EmbeddingBagKernels.ForwardTables(weights, Enumerable.Repeat(rows, tables).ToArray(), dim, batch, idx, off, psw, PoolingMode.Sum,
+                    output, tables * dim, 0);
+                return output;
+            }
+            finally { KernelParallelism.MaxThreads = saved; }
+        }
+        var several = RunWith(threads);
+        Assert.That(several, Is.EqualTo(RunWith(1)), $"{threads} threads vs 1");
+        for (int f = 0; f < tables; f++)
+        {
+            var tableOff = off.Skip(f * batch).Take(batch + 1).ToArray();
+            var expected = EmbeddingBagReference.Forward(weights[f], dim, idx, tableOff, psw, mean: false);
+            var actual = new float[batch * dim];
+            for (int b = 0; b < batch; b++) Array.Copy(several, (b * tables + f) * dim, actual, b * dim, dim);
+            TestData.AssertClose(actual, expected, rtol: 1e-5, atol: 1e-5, $"table {f} dim {dim}");
+        }
+    }
 }
