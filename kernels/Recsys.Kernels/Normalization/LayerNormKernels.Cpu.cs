@@ -31,10 +31,12 @@ public static unsafe class LayerNormKernels
 
     /// <summary>
     /// Backward from dOutput [N, d]: dX [N, d] += ∂/∂x, dGamma [d] += Σ dy ⊙ x̂, dBeta [d] += Σ dy.
-    /// Any of the three gradients may be empty (not needed).
+    /// Any of the three gradients may be empty (not needed). <paramref name="overwriteDX"/>: dX = ∂/∂x instead (a gradient
+    /// buffer just made and not zeroed: no zero-fill and no read of it; the same bits as adding to zeros).
     /// </summary>
     public static void Backward(ReadOnlySpan<float> dOutput, ReadOnlySpan<float> x, ReadOnlySpan<float> gamma,
-        ReadOnlySpan<float> mean, ReadOnlySpan<float> rstd, Span<float> dX, Span<float> dGamma, Span<float> dBeta, int rows, int dim)
+        ReadOnlySpan<float> mean, ReadOnlySpan<float> rstd, Span<float> dX, Span<float> dGamma, Span<float> dBeta, int rows, int dim,
+        bool overwriteDX = false)
     {
         Check(x.Length, dOutput.Length, mean.Length, rstd.Length, rows, dim, nameof(Backward), nameof(dOutput));
         KernelGuard.AtLeast(gamma, dim, nameof(gamma), nameof(Backward));
@@ -48,7 +50,7 @@ public static unsafe class LayerNormKernels
             {
                 if (!dX.IsEmpty)
                 {
-                    var body = new BackwardRowsBody { DY = pgo, X = px, Gamma = pg, Mean = pm, Rstd = pr, DX = pdx, Rows = rows, Dim = dim };
+                    var body = new BackwardRowsBody { DY = pgo, X = px, Gamma = pg, Mean = pm, Rstd = pr, DX = pdx, Rows = rows, Dim = dim, Overwrite = overwriteDX };
                     KernelParallelism.For(KernelParallelism.Chunks(rows, 8L * dim, 131_072), ref body);
                 }
                 return;
@@ -65,7 +67,7 @@ public static unsafe class LayerNormKernels
                     var body = new BackwardBlocksBody
                     {
                         DY = pgo, X = px, Gamma = pg, Mean = pm, Rstd = pr, DX = dX.IsEmpty ? null : pdx, Partial = partial,
-                        Gammas = !dGamma.IsEmpty, Rows = rows, Dim = dim, Blocks = blocks,
+                        Gammas = !dGamma.IsEmpty, Rows = rows, Dim = dim, Blocks = blocks, Overwrite = overwriteDX,
                     };
                     KernelParallelism.For(KernelParallelism.Chunks(blocks, (dX.IsEmpty ? 3L : 11L) * dim * ParamRowBlock, 131_072), ref body);
                     for (int b = 0; b < blocks; b++)
@@ -130,18 +132,19 @@ public static unsafe class LayerNormKernels
     {
         public float* DY, X, Gamma, Mean, Rstd, DX;
         public int Rows, Dim;
+        public bool Overwrite;
 
         public readonly void Run(int chunk, int chunks)
         {
             var (start, end) = KernelParallelism.Range(Rows, chunks, chunk);
             int n = Dim;
             for (int r = start; r < end; r++)
-                BackwardRow(DY + (long)r * n, X + (long)r * n, Gamma, Mean[r], Rstd[r], DX + (long)r * n, n);
+                BackwardRow(DY + (long)r * n, X + (long)r * n, Gamma, Mean[r], Rstd[r], DX + (long)r * n, n, Overwrite);
         }
     }
 
-    /// <summary>dx += rstd · (g − mean(g) − x̂ · mean(g·x̂)) for one row, g = dy ⊙ γ, x̂ = (x − μ) · rstd.</summary>
-    private static void BackwardRow(float* dy, float* x, float* gamma, float mu, float rs, float* dx, int n)
+    /// <summary>dx += rstd · (g − mean(g) − x̂ · mean(g·x̂)) for one row, g = dy ⊙ γ, x̂ = (x − μ) · rstd (dx = … when overwriting).</summary>
+    private static void BackwardRow(float* dy, float* x, float* gamma, float mu, float rs, float* dx, int n, bool overwrite)
     {
         // Pass 1: Σ g and Σ g·x̂ with g = dy ⊙ γ.
         float sg = 0f, sgx = 0f;
@@ -199,7 +202,7 @@ public static unsafe class LayerNormKernels
             {
                 var g = Vector512.Load(dy + i) * Vector512.Load(gamma + i);
                 var xh = (Vector512.Load(x + i) - vm) * vr;
-                Vector512.FusedMultiplyAdd(g - vmg - xh * vmgx, vr, Vector512.Load(dx + i)).Store(dx + i);
+                Vector512.FusedMultiplyAdd(g - vmg - xh * vmgx, vr, overwrite ? Vector512<float>.Zero : Vector512.Load(dx + i)).Store(dx + i);
             }
         }
         if (Vector256.IsHardwareAccelerated)
@@ -210,7 +213,7 @@ public static unsafe class LayerNormKernels
             {
                 var g = Vector256.Load(dy + i) * Vector256.Load(gamma + i);
                 var xh = (Vector256.Load(x + i) - vm) * vr;
-                Vector256.FusedMultiplyAdd(g - vmg - xh * vmgx, vr, Vector256.Load(dx + i)).Store(dx + i);
+                Vector256.FusedMultiplyAdd(g - vmg - xh * vmgx, vr, overwrite ? Vector256<float>.Zero : Vector256.Load(dx + i)).Store(dx + i);
             }
         }
         if (Vector128.IsHardwareAccelerated)
@@ -221,14 +224,14 @@ public static unsafe class LayerNormKernels
             {
                 var g = Vector128.Load(dy + i) * Vector128.Load(gamma + i);
                 var xh = (Vector128.Load(x + i) - vm) * vr;
-                Vector128.FusedMultiplyAdd(g - vmg - xh * vmgx, vr, Vector128.Load(dx + i)).Store(dx + i);
+                Vector128.FusedMultiplyAdd(g - vmg - xh * vmgx, vr, overwrite ? Vector128<float>.Zero : Vector128.Load(dx + i)).Store(dx + i);
             }
         }
         for (; i < n; i++)
         {
             float g = dy[i] * gamma[i];
             float xh = (x[i] - mu) * rs;
-            dx[i] += (g - mg - xh * mgx) * rs;
+            dx[i] = (overwrite ? 0f : dx[i]) + (g - mg - xh * mgx) * rs;
         }
     }
 
@@ -243,7 +246,7 @@ public static unsafe class LayerNormKernels
     {
         public float* DY, X, Gamma, Mean, Rstd, DX, Partial;
         public int Rows, Dim, Blocks;
-        public bool Gammas;
+        public bool Gammas, Overwrite;
 
         public readonly void Run(int chunk, int chunks)
         {
@@ -258,7 +261,7 @@ public static unsafe class LayerNormKernels
                 {
                     float* dy = DY + (long)r * n, x = X + (long)r * n;
                     float mu = Mean[r], rs = Rstd[r];
-                    if (DX != null) BackwardRow(dy, x, Gamma, mu, rs, DX + (long)r * n, n);
+                    if (DX != null) BackwardRow(dy, x, Gamma, mu, rs, DX + (long)r * n, n, Overwrite);
                     RowMath.AddInPlace(dy, db, n);
                     if (!Gammas) continue;
                     int i = 0;

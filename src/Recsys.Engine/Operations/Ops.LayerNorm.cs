@@ -42,8 +42,10 @@ public static partial class Ops
     {
         if (y.Grad is null) return;
         int d = x.Dim(-1), rows = x.Length / d;
+        // A gradient buffer made here for x is written, not zero-filled and added to.
+        var dx = tape.GradOf(x, out bool fresh);
         LayerNormKernels.Backward(y.Grad.ReadOnlySpan, x.ReadOnlySpan, gamma.ReadOnlySpan,
             stats.ReadOnlySpan.Slice(0, rows), stats.ReadOnlySpan.Slice(rows, rows),
-            GradSpan(tape, x), GradSpan(tape, gamma), GradSpan(tape, beta), rows, d);
+            dx is null ? default : dx.Span, GradSpan(tape, gamma), GradSpan(tape, beta), rows, d, overwriteDX: fresh);
     }
 }

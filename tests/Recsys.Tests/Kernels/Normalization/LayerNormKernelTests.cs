@@ -116,6 +116,26 @@ public class LayerNormKernelTests
     }
 
     [Test]
+    public void Backward_OverwriteDx_EqualsAddingToZerosBitForBit([Values(13, 64, 67)] int d, [Values(false, true)] bool withParams)
+    {
+        // Both walks (dX alone, row-parallel; dX with the dγ / dβ blocks) and every vector tier plus the scalar tail.
+        const int rows = 1500;
+        var x = TestData.Floats(rows * d, 21);
+        var dy = TestData.Floats(rows * d, 22);
+        var gamma = TestData.Floats(d, 23);
+        var y = new float[rows * d];
+        var mean = new float[rows];
+        var rstd = new float[rows];
+        LayerNormKernels.Forward(x, gamma, TestData.Floats(d, 24), y, mean, rstd, rows, d, 1e-5f);
+        var zeros = new float[rows * d];
+        LayerNormKernels.Backward(dy, x, gamma, mean, rstd, zeros, withParams ? new float[d] : default, withParams ? new float[d] : default, rows, d);
+        var garbage = TestData.Floats(rows * d, 25);
+        LayerNormKernels.Backward(dy, x, gamma, mean, rstd, garbage, withParams ? new float[d] : default, withParams ? new float[d] : default, rows, d,
+            overwriteDX: true);
+        Assert.That(garbage, Is.EqualTo(zeros));
+    }
+
+    [Test]
     public void Forward_StatsTooShort_ThrowsNamingSizes()
     {
         var ex = Assert.Throws<ArgumentException>(() =>
