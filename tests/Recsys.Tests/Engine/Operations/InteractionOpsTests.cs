@@ -144,6 +144,21 @@ public class AttentionOpTests
     }
 
     [Test]
+    public void AddResidual_InAChain_MatchesFiniteDifferences()
+    {
+        // One input is a ReLU Linear's output (whose backward rewrites its gradient in place), the other is used twice
+        // (x feeds the Linear and the residual); then a residual whose two inputs are the same tensor.
+        var x = TestData.Tensor(new Shape(3, 5), 7);
+        var w = TestData.Tensor(new Shape(5, 5), 8);
+        GradCheck.Check(t =>
+        {
+            var h = Ops.Linear(t, x, w, null, Recsys.Kernels.Common.Activation.Relu);
+            var y = Ops.AddResidual(t, h, x);
+            return Ops.AddResidual(t, y, y);
+        }, new[] { x, w }, what: "Linear+AddResidual chain");
+    }
+
+    [Test]
     public void AddResidual_ShapeMismatch_ThrowsNamingShapes()
     {
         var ex = Assert.Throws<ArgumentException>(() =>
