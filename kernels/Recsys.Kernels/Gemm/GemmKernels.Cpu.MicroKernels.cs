@@ -92,6 +92,50 @@ public static partial class GemmKernels
     }
 
     /// <summary>
+    /// The left 16 columns of an 8×32 tile (an edge panel at most 16 wide: d = 429's last 13 columns), from the same
+    /// 32-wide packed B panel, with half the FMAs: c[r·ldc + 0..16) = (c +) Σ_p A(r, p)·B(p, 0..16). The same FMA chain
+    /// per element as the 32-wide kernel, so the same bits. Packed A.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static unsafe void Kernel8x16(int kc, float* a, float* b, float* c, long ldc, bool add) =>
+        Kernel8x16Core(kc, a, 1, 8, b, c, ldc, add);
+
+    /// <summary><see cref="Kernel8x16"/> reading A unpacked from a row-major matrix (row stride <paramref name="lda"/>).</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static unsafe void Kernel8x16RowMajorA(int kc, float* a, long lda, float* b, float* c, long ldc, bool add) =>
+        Kernel8x16Core(kc, a, lda, 1, b, c, ldc, add);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Kernel8x16Core(int kc, float* a, long aRow, long aStep, float* b, float* c, long ldc, bool add)
+    {
+        float* aHi = a + 4 * aRow;
+        long aRow2 = 2 * aRow, aRow3 = 3 * aRow;
+        Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default, c4 = default, c5 = default, c6 = default, c7 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            var b0 = Vector512.Load(b);
+            c0 = Vector512.FusedMultiplyAdd(Vector512.Create(a[0]), b0, c0);
+            c1 = Vector512.FusedMultiplyAdd(Vector512.Create(a[aRow]), b0, c1);
+            c2 = Vector512.FusedMultiplyAdd(Vector512.Create(a[aRow2]), b0, c2);
+            c3 = Vector512.FusedMultiplyAdd(Vector512.Create(a[aRow3]), b0, c3);
+            c4 = Vector512.FusedMultiplyAdd(Vector512.Create(aHi[0]), b0, c4);
+            c5 = Vector512.FusedMultiplyAdd(Vector512.Create(aHi[aRow]), b0, c5);
+            c6 = Vector512.FusedMultiplyAdd(Vector512.Create(aHi[aRow2]), b0, c6);
+            c7 = Vector512.FusedMultiplyAdd(Vector512.Create(aHi[aRow3]), b0, c7);
+            a += aStep;
+            aHi += aStep;
+            b += 32;
+        }
+        if (add)
+        {
+            c0 += Vector512.Load(c); c1 += Vector512.Load(c + ldc); c2 += Vector512.Load(c + 2 * ldc); c3 += Vector512.Load(c + 3 * ldc);
+            c4 += Vector512.Load(c + 4 * ldc); c5 += Vector512.Load(c + 5 * ldc); c6 += Vector512.Load(c + 6 * ldc); c7 += Vector512.Load(c + 7 * ldc);
+        }
+        c0.Store(c); c1.Store(c + ldc); c2.Store(c + 2 * ldc); c3.Store(c + 3 * ldc);
+        c4.Store(c + 4 * ldc); c5.Store(c + 5 * ldc); c6.Store(c + 6 * ldc); c7.Store(c + 7 * ldc);
+    }
+
+    /// <summary>
     /// Stores one row of an 8×32 tile: c = x (+ c), then, for the last k block of a Linear, act(c + bias) in the same
     /// registers — the operation order of the separate epilogue pass, so the bits are the same, without reloading the
     /// tile (with k = 64 that reload and second store cost ~40 % of a token projection).

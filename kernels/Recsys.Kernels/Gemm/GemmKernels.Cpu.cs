@@ -424,7 +424,9 @@ public static partial class GemmKernels
                                         if (fuse) continue;
                                         goto Epilogue;
                                     }
-                                    Kernel8x32RowMajorA(kc, aRows, g.Ars, pbPanel, tile, nr, add: false, null, Activation.None);
+                                    // Edge panel: at most 16 valid columns take the half-width kernel.
+                                    if (nrr <= 16) Kernel8x16RowMajorA(kc, aRows, g.Ars, pbPanel, tile, nr, add: false);
+                                    else Kernel8x32RowMajorA(kc, aRows, g.Ars, pbPanel, tile, nr, add: false, null, Activation.None);
                                     goto MergeTile;
                                 }
                                 // Last rows of the matrix: pack (and zero-pad) just this panel.
@@ -435,8 +437,10 @@ public static partial class GemmKernels
                                 Micro(kernel, kc, paPanel, pbPanel, cTile, ldc, add);
                                 goto Epilogue;
                             }
-                            // Edge tile: compute the full padded tile into scratch, then merge the valid part.
-                            Micro(kernel, kc, paPanel, pbPanel, tile, nr, add: false);
+                            // Edge tile: compute the full padded tile into scratch (at most 16 valid columns of an 8×32
+                            // tile: just its left half), then merge the valid part.
+                            if (kernel == MicroKernel.V512x8x32 && nrr <= 16) Kernel8x16(kc, paPanel, pbPanel, tile, nr, add: false);
+                            else Micro(kernel, kc, paPanel, pbPanel, tile, nr, add: false);
                         MergeTile:
                             {
                                 for (int r = 0; r < mrr; r++)

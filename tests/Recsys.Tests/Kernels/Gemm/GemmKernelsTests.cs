@@ -287,6 +287,27 @@ public class GemmKernelsTests
     }
 
     [Test]
+    public void MatMul_NarrowEdgePanel_SameBitsAsAFullPanel([Values(Layout.NT, Layout.TN)] Layout layout, [Values(1, 13, 16)] int edge)
+    {
+        // n = 32 + edge ends in a panel of at most 16 columns (the half-width kernel); the same columns of a product with
+        // n = 64 come from full 32-wide tiles. Row-major A (NT, read in place) and transposed A (TN, packed); m = 37 also
+        // has edge rows.
+        const int m = 37, k = 100, wide = 64;
+        int n = 32 + edge;
+        var a = TestData.Floats(m * k, 41);
+        var bWide = TestData.Floats(wide * k, 42); // NT: [n, k] rows; TN: [k, n] columns taken below
+        float[] B(int cols) => layout == Layout.NT
+            ? bWide.AsSpan(0, cols * k).ToArray()
+            : Enumerable.Range(0, k * cols).Select(i => bWide[i / cols * wide + i % cols]).ToArray();
+        var cNarrow = new float[m * n];
+        var cWide = new float[m * wide];
+        Run(layout, a, B(n), cNarrow, m, n, k, accumulate: false);
+        Run(layout, a, B(wide), cWide, m, wide, k, accumulate: false);
+        for (int i = 0; i < m; i++)
+            Assert.That(cNarrow.AsSpan(i * n, n).ToArray(), Is.EqualTo(cWide.AsSpan(i * wide, n).ToArray()), $"row {i}");
+    }
+
+    [Test]
     public void MatMul_ShortBuffer_ThrowsNamingSizes()
     {
         var ex = Assert.Throws<ArgumentException>(() => GemmKernels.MatMul(new float[5], new float[6], new float[6], 2, 3, 3, false));
