@@ -20,10 +20,11 @@ namespace Recsys.Kernels.Gemm;
 /// and packed into contiguous panels (B: KC×NR column panels, A: MR×KC row panels), so the register-tiled
 /// micro-kernel always streams unit-stride memory whatever the layout (a row-major A is read in place by
 /// the AVX-512 kernel, its eight rows being eight sequential streams). When threads split rows they share
-/// one packed copy of B. Loop order follows BLIS
+/// one packed copy of a large B (a small one each packs for itself). Loop order follows BLIS
 /// (jc → pc → ic → jr → ir): a B micro-panel stays in L1 while A panels stream from L2.
 /// The micro-kernel is chosen once per process: Vector512 8×32, Vector256 6×16, Vector128 6×8, scalar 4×4.
-/// Threads split the output into disjoint row (or, when m is small, column) ranges and every element is
+/// Threads split the output into disjoint row (or, for few rows, column) ranges — a thread mostly reads what it
+/// wrote itself, which matters when the host makes core-to-core transfers slow — and every element is
 /// summed in the same k order whatever the split, so results are bit-identical for any thread count.
 /// </remarks>
 public static partial class GemmKernels
