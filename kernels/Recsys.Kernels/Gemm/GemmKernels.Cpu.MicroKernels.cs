@@ -93,20 +93,20 @@ public static partial class GemmKernels
 
     /// <summary>
     /// The left 16 columns of an 8×32 tile (an edge panel at most 16 wide: d = 429's last 13 columns), from the same
-    /// 32-wide packed B panel, with half the FMAs: c[r·ldc + 0..16) = (c +) Σ_p A(r, p)·B(p, 0..16). The same FMA chain
-    /// per element as the 32-wide kernel, so the same bits. Packed A.
+    /// 32-wide packed B panel, with half the FMAs: c[r·ldc + 0..16) = Σ_p A(r, p)·B(p, 0..16), stored into an edge tile's
+    /// scratch. The same FMA chain per element as the 32-wide kernel, so the same bits. Packed A.
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static unsafe void Kernel8x16(int kc, float* a, float* b, float* c, long ldc, bool add) =>
-        Kernel8x16Core(kc, a, 1, 8, b, c, ldc, add);
+    private static unsafe void Kernel8x16(int kc, float* a, float* b, float* c, long ldc) =>
+        Kernel8x16Core(kc, a, 1, 8, b, c, ldc);
 
     /// <summary><see cref="Kernel8x16"/> reading A unpacked from a row-major matrix (row stride <paramref name="lda"/>).</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
-    private static unsafe void Kernel8x16RowMajorA(int kc, float* a, long lda, float* b, float* c, long ldc, bool add) =>
-        Kernel8x16Core(kc, a, lda, 1, b, c, ldc, add);
+    private static unsafe void Kernel8x16RowMajorA(int kc, float* a, long lda, float* b, float* c, long ldc) =>
+        Kernel8x16Core(kc, a, lda, 1, b, c, ldc);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Kernel8x16Core(int kc, float* a, long aRow, long aStep, float* b, float* c, long ldc, bool add)
+    private static unsafe void Kernel8x16Core(int kc, float* a, long aRow, long aStep, float* b, float* c, long ldc)
     {
         float* aHi = a + 4 * aRow;
         long aRow2 = 2 * aRow, aRow3 = 3 * aRow;
@@ -125,11 +125,6 @@ public static partial class GemmKernels
             a += aStep;
             aHi += aStep;
             b += 32;
-        }
-        if (add)
-        {
-            c0 += Vector512.Load(c); c1 += Vector512.Load(c + ldc); c2 += Vector512.Load(c + 2 * ldc); c3 += Vector512.Load(c + 3 * ldc);
-            c4 += Vector512.Load(c + 4 * ldc); c5 += Vector512.Load(c + 5 * ldc); c6 += Vector512.Load(c + 6 * ldc); c7 += Vector512.Load(c + 7 * ldc);
         }
         c0.Store(c); c1.Store(c + ldc); c2.Store(c + 2 * ldc); c3.Store(c + 3 * ldc);
         c4.Store(c + 4 * ldc); c5.Store(c + 5 * ldc); c6.Store(c + 6 * ldc); c7.Store(c + 7 * ldc);

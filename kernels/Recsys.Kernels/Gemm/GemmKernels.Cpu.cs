@@ -206,9 +206,9 @@ public static partial class GemmKernels
             // waking a worker.
             const long minChunk = 1 << 20;
             int rowChunks = KernelParallelism.Chunks(rowTiles, flopsPerRowTile, minChunk);
-            int colChunksSmall = KernelParallelism.Chunks(colTiles, flopsPerColTile, minChunk);
+            int colChunks = KernelParallelism.Chunks(colTiles, flopsPerColTile, minChunk);
             int threads = KernelParallelism.MaxThreads;
-            if (acs == 1 && Selected == MicroKernel.V512x8x32 && m <= ColumnSplitMaxRows && colChunksSmall > 1)
+            if (acs == 1 && Selected == MicroKernel.V512x8x32 && m <= ColumnSplitMaxRows && colChunks > 1)
             {
                 // Few rows of a row-major A (a small batch's forward and input gradient): A is read in place and shared
                 // read-only, each thread packs only its own columns of B. A row split would have each thread read the
@@ -217,7 +217,7 @@ public static partial class GemmKernels
                 // 222 split by columns (209 against 222 when transfers are fast).
                 body.SplitRows = false;
                 body.Tiles = colTiles;
-                KernelParallelism.For(colChunksSmall, ref body);
+                KernelParallelism.For(colChunks, ref body);
             }
             else if (rowChunks >= Math.Min(threads, rowTiles) && rowTiles >= threads)
             {
@@ -231,7 +231,6 @@ public static partial class GemmKernels
             }
             else
             {
-                int colChunks = KernelParallelism.Chunks(colTiles, flopsPerColTile, minChunk);
                 if (colChunks > rowChunks)
                 {
                     body.SplitRows = false;
@@ -426,7 +425,7 @@ public static partial class GemmKernels
                                         goto Epilogue;
                                     }
                                     // Edge panel: at most 16 valid columns take the half-width kernel.
-                                    if (nrr <= 16) Kernel8x16RowMajorA(kc, aRows, g.Ars, pbPanel, tile, nr, add: false);
+                                    if (nrr <= 16) Kernel8x16RowMajorA(kc, aRows, g.Ars, pbPanel, tile, nr);
                                     else Kernel8x32RowMajorA(kc, aRows, g.Ars, pbPanel, tile, nr, add: false, null, Activation.None);
                                     goto MergeTile;
                                 }
@@ -440,7 +439,7 @@ public static partial class GemmKernels
                             }
                             // Edge tile: compute the full padded tile into scratch (at most 16 valid columns of an 8×32
                             // tile: just its left half), then merge the valid part.
-                            if (kernel == MicroKernel.V512x8x32 && nrr <= 16) Kernel8x16(kc, paPanel, pbPanel, tile, nr, add: false);
+                            if (kernel == MicroKernel.V512x8x32 && nrr <= 16) Kernel8x16(kc, paPanel, pbPanel, tile, nr);
                             else Micro(kernel, kc, paPanel, pbPanel, tile, nr, add: false);
                         MergeTile:
                             {
