@@ -125,6 +125,9 @@ public static unsafe class CrossKernels
         KernelGuard.AtLeast(dPre, size, nameof(dPre), nameof(BackwardEpilogue));
         if (!dX0.IsEmpty) KernelGuard.AtLeast(dX0, size, nameof(dX0), nameof(BackwardEpilogue));
         if (!dXl.IsEmpty) KernelGuard.AtLeast(dXl, size, nameof(dXl), nameof(BackwardEpilogue));
+        if (overwriteDXl && !dX0.IsEmpty && dX0.Overlaps(dXl))
+            throw new ArgumentException($"{nameof(BackwardEpilogue)}: dXl shares memory with dX0 (x_l = x0), so it cannot be overwritten: " +
+                "dX0 is written first and dXl must add to it. Pass overwriteDXl: false (overwriteDX0 may still be true).", nameof(overwriteDXl));
         if (size == 0) return;
         fixed (float* pg = dOutput, p0 = x0, ph = hidden, pp = dPre, pd0 = dX0, pdl = dXl)
         {

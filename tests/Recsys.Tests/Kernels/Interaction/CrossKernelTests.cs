@@ -149,4 +149,16 @@ public class CrossKernelTests
         Assert.That(ow0, Is.EqualTo(zero0), "dX0");
         Assert.That(owL, Is.EqualTo(zeroL), "dXl");
     }
+
+    [Test]
+    public void BackwardEpilogue_OverwriteAliasedDxl_ThrowsNamingTheFlag()
+    {
+        const int batch = 2, d = 5;
+        var x = TestData.Floats(batch * d, 1);
+        var dx = new float[batch * d];
+        var ex = Assert.Throws<ArgumentException>(() =>
+            CrossKernels.BackwardEpilogue(x, x, x, new float[batch * d], dx, dx, batch, d, overwriteDX0: true, overwriteDXl: true));
+        Assert.That(ex!.Message, Does.Contain("dXl").And.Contain("dX0").And.Contain("overwriteDXl"));
+        Assert.That(dx, Is.All.EqualTo(0f), "nothing written");
+    }
 }
