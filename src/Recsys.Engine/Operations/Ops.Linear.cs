@@ -51,11 +51,10 @@ public static partial class Ops
             ElementwiseKernels.ActivationBackwardInPlace(activation, y.ReadOnlySpan, dPre.Span);
         }
         var dX = tape.GradOf(x, out bool freshDx);
-        if (dX is not null)
-            GemmKernels.MatMul(dPre.ReadOnlySpan, weight.ReadOnlySpan, dX.Span, batch, inF, outF, accumulate: !freshDx);
         var dW = tape.GradOf(weight);
         var dBias = bias is null ? null : tape.GradOf(bias);
-        GemmKernels.LinearWeightGradients(dPre.ReadOnlySpan, x.ReadOnlySpan, dW is null ? default : dW.Span, dBias is null ? default : dBias.Span,
-            outF, inF, batch, accumulate: true);
+        // One call for both products: with a long batch and a small weight it walks dPre once for dX and dW together.
+        GemmKernels.LinearBackward(dPre.ReadOnlySpan, x.ReadOnlySpan, weight.ReadOnlySpan, dX is null ? default : dX.Span, accumulateDx: !freshDx,
+            dW is null ? default : dW.Span, dBias is null ? default : dBias.Span, accumulateDw: true, batch, outF, inF);
     }
 }

@@ -39,10 +39,11 @@ public static partial class Ops
         int inDim = x.Dim(-1), outDim = weight.Dim(0), n = x.Length / Math.Max(1, inDim);
         var dy = y.Grad.ReadOnlySpan;
         // A gradient buffer made here is written whole by the GEMM: no zero-fill, no read of zeros.
-        if (tape.GradOf(x, out bool fresh) is { } dx) GemmKernels.MatMul(dy, weight.ReadOnlySpan, dx.Span, n, inDim, outDim, accumulate: !fresh);
+        var dx = tape.GradOf(x, out bool fresh);
         var dw = tape.GradOf(weight);
         var db = tape.GradOf(bias);
-        GemmKernels.LinearWeightGradients(dy, x.ReadOnlySpan, dw is null ? default : dw.Span, db is null ? default : db.Span,
-            outDim, inDim, n, accumulate: true);
+        // One call for both products: with many tokens and a small weight it walks dY once for dX and dW together.
+        GemmKernels.LinearBackward(dy, x.ReadOnlySpan, weight.ReadOnlySpan, dx is null ? default : dx.Span, accumulateDx: !fresh,
+            dw is null ? default : dw.Span, db is null ? default : db.Span, accumulateDw: true, n, outDim, inDim);
     }
 }
