@@ -109,6 +109,20 @@ public class KernelParallelismTests
         Assert.That(failures, Is.Zero);
     }
 
+    [Test, CancelAfter(60_000)]
+    public void For_MoreThreadsThanWorkersYet_NewWorkersTakePartInTheFirstJob()
+    {
+        // The first job after MaxThreads is raised starts new workers while it is published: it must finish, and run
+        // every chunk once, however late their threads start.
+        int raised = KernelWorkerPool.WorkerCount + 3;
+        KernelParallelism.MaxThreads = raised + 1;
+        var wrong = new int[1];
+        var body = new CountingBody { Runs = new int[raised + 1], ExpectedChunks = raised + 1, WrongChunkCount = wrong };
+        var done = Task.Run(() => KernelParallelism.For(raised + 1, ref body));
+        Assert.That(done.Wait(TimeSpan.FromSeconds(30)), Is.True, "the job did not finish");
+        Assert.That(body.Runs, Is.All.EqualTo(1));
+    }
+
     private struct SumBody : IChunkBody
     {
         public long[] Partial;
