@@ -39,8 +39,11 @@ public static partial class GemmKernels
         KernelGuard.NonNegative(inDim, nameof(inDim), op);
         KernelGuard.AtLeast(dY, (long)rows * outDim, nameof(dY), op);
         if (!dW.IsEmpty) KernelGuard.AtLeast(x, (long)rows * inDim, nameof(x), op);
-        if (!dX.IsEmpty) KernelGuard.AtLeast(w, (long)outDim * inDim, nameof(w), op);
-        if (!dX.IsEmpty) KernelGuard.AtLeast(dX, (long)rows * inDim, nameof(dX), op);
+        if (!dX.IsEmpty)
+        {
+            KernelGuard.AtLeast(w, (long)outDim * inDim, nameof(w), op);
+            KernelGuard.AtLeast(dX, (long)rows * inDim, nameof(dX), op);
+        }
         if (!dW.IsEmpty) KernelGuard.AtLeast(dW, (long)outDim * inDim, nameof(dW), op);
         if (!dB.IsEmpty) KernelGuard.AtLeast(dB, outDim, nameof(dB), op);
         if (dX.IsEmpty || dW.IsEmpty || !UseFusedBackward(rows, outDim, inDim))
@@ -140,13 +143,7 @@ public static partial class GemmKernels
                     {
                         for (int j0 = 0; j0 < inDim; j0 += 32)
                             Kernel8x32Strided(nb, dyBlock + i0, outDim, xBlock + j0, inDim, partial + (long)i0 * inDim + j0, inDim, add);
-                        if (biasPartial != null)
-                        {
-                            var sum = Vector256<float>.Zero;
-                            float* row = dyBlock + i0;
-                            for (int p = 0; p < nb; p++, row += outDim) sum += Vector256.Load(row);
-                            (Vector256.Load(biasPartial + i0) + sum).Store(biasPartial + i0);
-                        }
+                        if (biasPartial != null) AddColumnSums8(dyBlock + i0, outDim, nb, biasPartial + i0);
                     }
                 }
             }

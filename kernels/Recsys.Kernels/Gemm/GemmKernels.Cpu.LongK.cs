@@ -45,6 +45,14 @@ public static partial class GemmKernels
         KernelParallelism.For(KernelParallelism.Chunks(tiles, 8L * 32 * k, 1 << 20), ref body);
     }
 
+    /// <summary>sums[0..8) += Σ_p a[p·lda + 0..8) over <paramref name="rows"/> rows, summed in row order, then added.</summary>
+    private static unsafe void AddColumnSums8(float* a, long lda, int rows, float* sums)
+    {
+        var s = Vector256<float>.Zero;
+        for (int p = 0; p < rows; p++, a += lda) s += Vector256.Load(a);
+        (Vector256.Load(sums) + s).Store(sums);
+    }
+
     private unsafe struct LongKBody : IChunkBody
     {
         public float* A, B, C, ColumnSums;
@@ -73,14 +81,8 @@ public static partial class GemmKernels
                     int i0 = tile / colTiles * 8, j0 = tile % colTiles * 32;
                     float* aBlock = A + pc * Lda + i0;
                     Kernel8x32Strided(kc, aBlock, Lda, B + pc * Ldb + j0, Ldb, C + (long)i0 * N + j0, N, add);
-                    if (ColumnSums != null && j0 == 0)
-                    {
-                        // The 8 columns of A this tile just read (still in L1): their sums over this k block.
-                        var s = Vector256<float>.Zero;
-                        float* row = aBlock;
-                        for (int p = 0; p < kc; p++, row += Lda) s += Vector256.Load(row);
-                        (Vector256.Load(ColumnSums + i0) + s).Store(ColumnSums + i0);
-                    }
+                    // The 8 columns of A this tile just read (still in L1): their sums over this k block.
+                    if (ColumnSums != null && j0 == 0) AddColumnSums8(aBlock, Lda, kc, ColumnSums + i0);
                 }
             }
         }
