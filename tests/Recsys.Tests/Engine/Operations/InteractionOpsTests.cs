@@ -128,6 +128,19 @@ public class AttentionOpTests
     }
 
     [Test]
+    public void TokenLinear_ManyTokens_GradCheck_MatchesFiniteDifferences()
+    {
+        // 2,100 tokens, weight 16 × 32: the backward's one-pass path (dX and dW from each block of dY, dW summed per row
+        // range, a partial last tile), with the op's gradient flags around it.
+        Assert.That(Recsys.Kernels.Gemm.GemmKernels.UseFusedBackward(2100, 16, 32),
+            Is.EqualTo(System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated), "the shape takes the one-pass path");
+        var x = TestData.Tensor(new Shape(3, 700, 32), 12);
+        var w = TestData.Parameter("w", new Shape(16, 32), 13);
+        var b = TestData.Parameter("b", new Shape(16), 14);
+        GradCheck.Check(t => Ops.TokenLinear(t, x, w.Value, b.Value), new[] { x, w.Value, b.Value }, what: "TokenLinear, many tokens");
+    }
+
+    [Test]
     public void TokenLinear_WrongInputDim_ThrowsNamingShapes()
     {
         var ex = Assert.Throws<ArgumentException>(() =>
