@@ -82,11 +82,7 @@ public static unsafe partial class EmbeddingBagKernels
         Span<TablePtr> ptrs = tables <= StackTables ? stackalloc TablePtr[StackTables] : new TablePtr[tables];
         try
         {
-            for (int f = 0; f < tables; f++)
-            {
-                handles[f] = GCHandle.Alloc(weights[f], GCHandleType.Pinned);
-                ptrs[f] = new TablePtr { Weight = (float*)handles[f].AddrOfPinnedObject() + (weightStarts.IsEmpty ? 0 : weightStarts[f]), Rows = rows[f] };
-            }
+            PinWeights(weights, rows, weightStarts, handles, ptrs);
             fixed (TablePtr* tp = ptrs)
             fixed (int* idx = indices)
             fixed (int* off = offsets)
@@ -98,9 +94,25 @@ public static unsafe partial class EmbeddingBagKernels
         }
         finally
         {
-            for (int f = 0; f < tables; f++)
-                if (handles[f].IsAllocated) handles[f].Free();
+            Unpin(handles);
         }
+    }
+
+    /// <summary>Pins each table's weight array and points <paramref name="ptrs"/>[f] at its row 0 (weightStarts[f] in).</summary>
+    private static void PinWeights(ReadOnlySpan<float[]> weights, ReadOnlySpan<int> rows, ReadOnlySpan<int> weightStarts, Span<GCHandle> handles, Span<TablePtr> ptrs)
+    {
+        for (int f = 0; f < weights.Length; f++)
+        {
+            handles[f] = GCHandle.Alloc(weights[f], GCHandleType.Pinned);
+            ptrs[f] = new TablePtr { Weight = (float*)handles[f].AddrOfPinnedObject() + (weightStarts.IsEmpty ? 0 : weightStarts[f]), Rows = rows[f] };
+        }
+    }
+
+    /// <summary>Frees the handles <see cref="PinWeights"/> made (those it reached before a failure).</summary>
+    private static void Unpin(Span<GCHandle> handles)
+    {
+        foreach (ref var h in handles)
+            if (h.IsAllocated) h.Free();
     }
 
     private static void ForwardCore(TablePtr* tables, int tableCount, int batch, int dim, int* idx, int* off, float* psw,

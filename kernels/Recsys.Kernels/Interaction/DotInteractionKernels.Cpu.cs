@@ -11,7 +11,7 @@ namespace Recsys.Kernels.Interaction;
 /// Work is per sample: the F+1 rows are copied into one contiguous scratch block (27 x 64 floats =
 /// 7 KB at DLRM sizes, so it stays in L1) and every dot product reads from there.
 /// </summary>
-public static unsafe class DotInteractionKernels
+public static unsafe partial class DotInteractionKernels
 {
     /// <summary>Output width: D + (F+1)F/2.</summary>
     public static int OutputDim(int features, int dim) => dim + (features + 1) * features / 2;
@@ -89,7 +89,58 @@ public static unsafe class DotInteractionKernels
         public readonly void Run(int chunk, int chunks, float* scratch)
         {
             var (start, end) = KernelParallelism.Range(Batch, chunks, chunk);
-            if (Vector512.IsHardwareAccelerated) Blocked(start, end, scratch); else Rows(start, end, scratch);
+            int f = F, d = D, width = OutputDim(F, D);
+            SampleForward.PrepareScratch(f, d, scratch);
+            var sample = new SampleForward(f, d, scratch);
+            for (int b = start; b < end; b++)
+            {
+                float* x = Dense + (long)b * d;
+                float* e = Sparse + (long)b * f * d;
+                // A later sample's embeddings (6.5 KiB at F = 26, D = 64) were written by the embedding forward with
+                // non-temporal stores (past 1 MiB): they come from DRAM. The transpose reads them eight rows at a time,
+                // a pattern the hardware prefetchers do not follow, so ask for them a few samples ahead.
+                if (b + PrefetchAhead < end)
+                {
+                    CachePrefetch.IntoL2(e + PrefetchAhead * f * d, f * d);
+                    CachePrefetch.IntoL2(x + PrefetchAhead * d, d);
+                }
+                if (b + 1 < end)
+                {
+                    CachePrefetch.IntoL1(e + f * d, f * d);
+                    CachePrefetch.IntoL1(x + d, d);
+                }
+                sample.Run(x, e, Output + (long)b * width);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The forward of one sample at a time, on one chunk's scratch: o = concat(x, strict lower triangle of T·Tᵀ) with
+    /// T = [x, e_0 .. e_(F-1)]. Shared by <see cref="Forward"/> (e = the sample's rows of the [B, F, D] embeddings) and
+    /// <see cref="ForwardFromTables"/> (e = the sample's bags, just pooled into L1).
+    /// </summary>
+    private readonly struct SampleForward
+    {
+        private readonly float* _scratch;
+        private readonly int _f, _d;
+
+        /// <param name="scratch"><see cref="ScratchFloats"/>(F + 1, D) floats, prepared once per chunk by <see cref="PrepareScratch"/>.</param>
+        public SampleForward(int features, int dim, float* scratch)
+        {
+            _f = features;
+            _d = dim;
+            _scratch = scratch;
+        }
+
+        /// <summary>Clears the zero padding of Tᵀ, once per chunk: no sample writes its columns past F + 1.</summary>
+        public static void PrepareScratch(int features, int dim, float* scratch)
+        {
+            if (Vector512.IsHardwareAccelerated) new Span<float>(scratch, dim * PadColumns(features + 1)).Clear();
+        }
+
+        public void Run(float* x, float* e, float* o)
+        {
+            if (Vector512.IsHardwareAccelerated) Blocked(x, e, o); else Rows(x, e, o);
         }
 
         /// <summary>
@@ -97,106 +148,81 @@ public static unsafe class DotInteractionKernels
         /// column vectors at a time give 8 independent accumulators and no horizontal sums; only the
         /// column blocks that hold some j &lt; i are computed.
         /// </summary>
-        private readonly void Blocked(int start, int end, float* scratch)
+        private void Blocked(float* x, float* e, float* o)
         {
-            int n = F + 1, d = D, np = PadColumns(n);
-            int width = OutputDim(F, d);
-            float* tt = scratch;            // [D, np]
-            float* zb = scratch + d * np;   // [RowBlock, np]
-            new Span<float>(tt, d * np).Clear();
-            for (int b = start; b < end; b++)
+            int n = _f + 1, d = _d, np = PadColumns(n);
+            float* tt = _scratch;           // [D, np]
+            float* zb = _scratch + d * np;  // [RowBlock, np]
+            RowMath.Copy(x, o, d);
+            for (int k = 0; k < d; k++) tt[k * np] = x[k];
+            RowMath.Transpose(e, d, _f, d, tt + 1, np);
+            for (int i0 = 1; i0 < n; i0 += RowBlock)
             {
-                float* x = Dense + (long)b * d;
-                float* e = Sparse + (long)b * F * d;
-                float* o = Output + (long)b * width;
-                // A later sample's embeddings (6.5 KiB at F = 26, D = 64) were written by the embedding forward with
-                // non-temporal stores (past 1 MiB): they come from DRAM. The transpose reads them eight rows at a time,
-                // a pattern the hardware prefetchers do not follow, so ask for them a few samples ahead.
-                if (b + PrefetchAhead < end)
+                int rows = Math.Min(RowBlock, n - i0);
+                // Row pointers into T; rows past the end repeat the last one (their results are dropped).
+                float* r0 = e + (i0 - 1) * d;
+                float* r1 = e + (i0 - 1 + Math.Min(1, rows - 1)) * d;
+                float* r2 = e + (i0 - 1 + Math.Min(2, rows - 1)) * d;
+                float* r3 = e + (i0 - 1 + Math.Min(3, rows - 1)) * d;
+                int cols = i0 + rows - 1; // largest j needed + 1
+                for (int c = 0; c < cols; c += 32)
                 {
-                    CachePrefetch.IntoL2(e + PrefetchAhead * F * d, F * d);
-                    CachePrefetch.IntoL2(x + PrefetchAhead * d, d);
-                }
-                if (b + 1 < end)
-                {
-                    CachePrefetch.IntoL1(e + F * d, F * d);
-                    CachePrefetch.IntoL1(x + d, d);
-                }
-                RowMath.Copy(x, o, d);
-                for (int k = 0; k < d; k++) tt[k * np] = x[k];
-                RowMath.Transpose(e, d, F, d, tt + 1, np);
-                for (int i0 = 1; i0 < n; i0 += RowBlock)
-                {
-                    int rows = Math.Min(RowBlock, n - i0);
-                    // Row pointers into T; rows past the end repeat the last one (their results are dropped).
-                    float* r0 = e + (i0 - 1) * d;
-                    float* r1 = e + (i0 - 1 + Math.Min(1, rows - 1)) * d;
-                    float* r2 = e + (i0 - 1 + Math.Min(2, rows - 1)) * d;
-                    float* r3 = e + (i0 - 1 + Math.Min(3, rows - 1)) * d;
-                    int cols = i0 + rows - 1; // largest j needed + 1
-                    for (int c = 0; c < cols; c += 32)
+                    float* tc = tt + c;
+                    if (c + 16 < cols)
                     {
-                        float* tc = tt + c;
-                        if (c + 16 < cols)
+                        Vector512<float> a00 = default, a01 = default, a10 = default, a11 = default;
+                        Vector512<float> a20 = default, a21 = default, a30 = default, a31 = default;
+                        for (int k = 0; k < d; k++, tc += np)
                         {
-                            Vector512<float> a00 = default, a01 = default, a10 = default, a11 = default;
-                            Vector512<float> a20 = default, a21 = default, a30 = default, a31 = default;
-                            for (int k = 0; k < d; k++, tc += np)
-                            {
-                                var v0 = Vector512.Load(tc);
-                                var v1 = Vector512.Load(tc + 16);
-                                var w0 = Vector512.Create(r0[k]); var w1 = Vector512.Create(r1[k]);
-                                var w2 = Vector512.Create(r2[k]); var w3 = Vector512.Create(r3[k]);
-                                a00 = Vector512.FusedMultiplyAdd(w0, v0, a00); a01 = Vector512.FusedMultiplyAdd(w0, v1, a01);
-                                a10 = Vector512.FusedMultiplyAdd(w1, v0, a10); a11 = Vector512.FusedMultiplyAdd(w1, v1, a11);
-                                a20 = Vector512.FusedMultiplyAdd(w2, v0, a20); a21 = Vector512.FusedMultiplyAdd(w2, v1, a21);
-                                a30 = Vector512.FusedMultiplyAdd(w3, v0, a30); a31 = Vector512.FusedMultiplyAdd(w3, v1, a31);
-                            }
-                            a00.Store(zb + c); a01.Store(zb + c + 16);
-                            a10.Store(zb + np + c); a11.Store(zb + np + c + 16);
-                            a20.Store(zb + 2 * np + c); a21.Store(zb + 2 * np + c + 16);
-                            a30.Store(zb + 3 * np + c); a31.Store(zb + 3 * np + c + 16);
+                            var v0 = Vector512.Load(tc);
+                            var v1 = Vector512.Load(tc + 16);
+                            var w0 = Vector512.Create(r0[k]); var w1 = Vector512.Create(r1[k]);
+                            var w2 = Vector512.Create(r2[k]); var w3 = Vector512.Create(r3[k]);
+                            a00 = Vector512.FusedMultiplyAdd(w0, v0, a00); a01 = Vector512.FusedMultiplyAdd(w0, v1, a01);
+                            a10 = Vector512.FusedMultiplyAdd(w1, v0, a10); a11 = Vector512.FusedMultiplyAdd(w1, v1, a11);
+                            a20 = Vector512.FusedMultiplyAdd(w2, v0, a20); a21 = Vector512.FusedMultiplyAdd(w2, v1, a21);
+                            a30 = Vector512.FusedMultiplyAdd(w3, v0, a30); a31 = Vector512.FusedMultiplyAdd(w3, v1, a31);
                         }
-                        else
-                        {
-                            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-                            for (int k = 0; k < d; k++, tc += np)
-                            {
-                                var v0 = Vector512.Load(tc);
-                                a0 = Vector512.FusedMultiplyAdd(Vector512.Create(r0[k]), v0, a0);
-                                a1 = Vector512.FusedMultiplyAdd(Vector512.Create(r1[k]), v0, a1);
-                                a2 = Vector512.FusedMultiplyAdd(Vector512.Create(r2[k]), v0, a2);
-                                a3 = Vector512.FusedMultiplyAdd(Vector512.Create(r3[k]), v0, a3);
-                            }
-                            a0.Store(zb + c); a1.Store(zb + np + c); a2.Store(zb + 2 * np + c); a3.Store(zb + 3 * np + c);
-                        }
+                        a00.Store(zb + c); a01.Store(zb + c + 16);
+                        a10.Store(zb + np + c); a11.Store(zb + np + c + 16);
+                        a20.Store(zb + 2 * np + c); a21.Store(zb + 2 * np + c + 16);
+                        a30.Store(zb + 3 * np + c); a31.Store(zb + 3 * np + c + 16);
                     }
-                    for (int r = 0; r < rows; r++)
+                    else
                     {
-                        int i = i0 + r;
-                        RowMath.Copy(zb + r * np, o + d + i * (i - 1) / 2, i);
+                        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                        for (int k = 0; k < d; k++, tc += np)
+                        {
+                            var v0 = Vector512.Load(tc);
+                            a0 = Vector512.FusedMultiplyAdd(Vector512.Create(r0[k]), v0, a0);
+                            a1 = Vector512.FusedMultiplyAdd(Vector512.Create(r1[k]), v0, a1);
+                            a2 = Vector512.FusedMultiplyAdd(Vector512.Create(r2[k]), v0, a2);
+                            a3 = Vector512.FusedMultiplyAdd(Vector512.Create(r3[k]), v0, a3);
+                        }
+                        a0.Store(zb + c); a1.Store(zb + np + c); a2.Store(zb + 2 * np + c); a3.Store(zb + 3 * np + c);
                     }
+                }
+                for (int r = 0; r < rows; r++)
+                {
+                    int i = i0 + r;
+                    RowMath.Copy(zb + r * np, o + d + i * (i - 1) / 2, i);
                 }
             }
         }
 
-        private readonly void Rows(int start, int end, float* t)
+        /// <summary>Without Vector512: T copied into one block, then one dot product per pair.</summary>
+        private void Rows(float* x, float* e, float* o)
         {
-            int n = F + 1, d = D;
-            int width = OutputDim(F, d);
-            for (int b = start; b < end; b++)
+            int n = _f + 1, d = _d;
+            float* t = _scratch;
+            RowMath.Copy(x, t, d);
+            RowMath.Copy(e, t + d, _f * d);
+            RowMath.Copy(x, o, d);
+            float* z = o + d;
+            for (int i = 1; i < n; i++)
             {
-                float* o = Output + (long)b * width;
-                float* x = Dense + (long)b * d;
-                RowMath.Copy(x, t, d);
-                RowMath.Copy(Sparse + (long)b * F * d, t + d, F * d);
-                RowMath.Copy(x, o, d);
-                float* z = o + d;
-                for (int i = 1; i < n; i++)
-                {
-                    float* ti = t + i * d;
-                    for (int j = 0; j < i; j++) *z++ = RowMath.Dot(ti, t + j * d, d);
-                }
+                float* ti = t + i * d;
+                for (int j = 0; j < i; j++) *z++ = RowMath.Dot(ti, t + j * d, d);
             }
         }
     }

@@ -34,8 +34,8 @@ public sealed class Dlrm : RankingModel
     {
         var dense = DenseInput(tape, batch);
         var x = Bottom.Forward(tape, dense);
-        var e = Embeddings.Forward(tape, batch.Sparse);
-        var z = Interaction.Forward(tape, x, e);
+        // Lookups and interaction in one op: fused (no [B, F, D] buffer) when the tape does not record.
+        var z = Interaction.Forward(tape, x, Embeddings, batch.Sparse);
         return Top.Forward(tape, z);
     }
 

@@ -15,4 +15,8 @@ public sealed class DotInteraction : Module
 
     /// <summary>dense [B, D], sparse [B, F, D] → [B, D + (F+1)F/2].</summary>
     public Tensor Forward(Tape tape, Tensor dense, Tensor sparse) => Ops.DotInteraction(tape, dense, sparse);
+
+    /// <summary>dense [B, D] and the pooled lookups of <paramref name="ids"/> in <paramref name="embeddings"/> → [B, D + (F+1)F/2]; fused for inference (see <see cref="Ops.EmbeddingDotInteraction"/>).</summary>
+    public Tensor Forward(Tape tape, Tensor dense, EmbeddingBagCollection embeddings, Recsys.Engine.Data.KeyedJagged ids) =>
+        Ops.EmbeddingDotInteraction(tape, dense, embeddings, ids);
 }

@@ -2,6 +2,7 @@ using Recsys.Engine.Operations;
 using Recsys.Engine.Core;
 using Recsys.Engine.Data;
 using Recsys.Kernels.EmbeddingBag;
+using Recsys.Kernels.Interaction;
 
 namespace Recsys.Engine.Nn;
 
@@ -97,6 +98,23 @@ public sealed partial class EmbeddingBagCollection : Module
         {
             EmbeddingBagKernels.ForwardTables(_weights, _rows, dim, b, ids.Values, ids.Offsets.AsSpan(0, _tables.Length * b + 1),
                 ids.Weights is null ? default : ids.Weights.AsSpan(0, ids.ValueCount), Pooling, output, _tables.Length * dim, 0, _weightStarts);
+        }
+        catch (EmbeddingIndexOutOfRangeException e)
+        {
+            throw Named(e);
+        }
+    }
+
+    /// <summary>
+    /// Inference only: the pooled bags of <paramref name="ids"/> go straight into the dot interaction with
+    /// <paramref name="dense"/> [B, D], written to <paramref name="output"/> [B, D + (F+1)F/2], without a [B, F, D] buffer.
+    /// </summary>
+    internal void ForwardDotInteractionInto(KeyedJagged ids, ReadOnlySpan<float> dense, Span<float> output)
+    {
+        try
+        {
+            DotInteractionKernels.ForwardFromTables(dense, _weights, _rows, Dim, ids.BatchSize, ids.Values, ids.Offsets.AsSpan(0, _tables.Length * ids.BatchSize + 1),
+                ids.Weights is null ? default : ids.Weights.AsSpan(0, ids.ValueCount), Pooling, output, _weightStarts);
         }
         catch (EmbeddingIndexOutOfRangeException e)
         {
