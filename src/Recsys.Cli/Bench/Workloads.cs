@@ -155,7 +155,9 @@ public sealed class Workloads
             var batches = IdBatches(pf, rng, tables, Batch, rows);
             var single = batches.Select(b => SplitTables(b)).ToArray();
             var upstream = Random(new Shape(Batch, tables, Dim), rng);
-            var upstreamOne = Random(new Shape(Batch, 1, Dim), rng);
+            // per_table: one upstream gradient per table, as the peer (torch.autograd.backward over the 26 outputs).
+            var upstreamPer = Enumerable.Range(0, tables).Select(_ => Random(new Shape(Batch, 1, Dim), rng)).ToArray();
+            var outsPer = new Tensor[tables];
             double lookups = (double)Batch * tables * pf;
             var tape = new Tape(Device);
             var infer = new Tape(Device) { RecordingEnabled = false };
@@ -182,11 +184,10 @@ public sealed class Workloads
             {
                 tape.Reset();
                 var parts = single[cycle++ & 3];
-                for (int t = 0; t < tables; t++)
-                {
-                    var y = perTable[t].Forward(tape, parts[t]);
-                    tape.Backward(y, upstreamOne);
-                }
+                // All forwards, then one backward from every output (the peer's order): a table's rows are updated
+                // after the other tables' lookups, not right after its own.
+                for (int t = 0; t < tables; t++) outsPer[t] = perTable[t].Forward(tape, parts[t]);
+                tape.Backward(outsPer, upstreamPer);
             });
             // Engine-only: the optimizers whose update needs each row's whole gradient (bucketed coalescing, no peer run).
             var trainAdagrad = TrainWith(new RowwiseAdagrad(0.01f));

@@ -138,6 +138,29 @@ public sealed class Tape
     /// </summary>
     public void Backward(Tensor loss, Tensor? seed = null)
     {
+        Seed(loss, seed);
+        RunRules();
+    }
+
+    /// <summary>
+    /// Back-propagates from several outputs at once (as <c>torch.autograd.backward(outputs, grads)</c>): each output
+    /// gets its seed (same shape; null seeds a scalar output with 1), then the recorded ops run once, in reverse order.
+    /// An op whose result reaches several outputs gets the sum of their gradients. Seeds are lent, as in
+    /// <see cref="Backward(Tensor, Tensor?)"/>.
+    /// </summary>
+    public void Backward(IReadOnlyList<Tensor> outputs, IReadOnlyList<Tensor?> seeds)
+    {
+        ArgumentNullException.ThrowIfNull(outputs);
+        ArgumentNullException.ThrowIfNull(seeds);
+        if (outputs.Count != seeds.Count)
+            throw new ArgumentException($"Backward: {outputs.Count} outputs but {seeds.Count} seeds; pass one seed per output.", nameof(seeds));
+        for (int i = 0; i < outputs.Count; i++) Seed(outputs[i], seeds[i]);
+        RunRules();
+    }
+
+    /// <summary>Makes <paramref name="seed"/> (or 1 for a scalar) the gradient of <paramref name="loss"/>, or adds it to the one it has.</summary>
+    private void Seed(Tensor loss, Tensor? seed)
+    {
         ArgumentNullException.ThrowIfNull(loss);
         if (!loss.RequiresGrad)
             throw new InvalidOperationException($"Backward: '{loss}' does not require grad; nothing on the tape leads to it.");
@@ -148,7 +171,6 @@ public sealed class Tape
             // Lend the seed as the output's gradient: rules read it; one that would write into it gets a copy first.
             loss.Grad = seed;
             loss.GradIsLent = true;
-            RunRules();
             return;
         }
         // A host seed is copied into a fresh gradient, so that buffer needs no zero-fill first.
@@ -189,7 +211,6 @@ public sealed class Tape
         {
             ElementwiseKernels.AddInPlace(seed.ReadOnlySpan, g.Span);
         }
-        RunRules();
     }
 
     /// <summary>Runs the recorded backward rules in reverse order, then drops them.</summary>

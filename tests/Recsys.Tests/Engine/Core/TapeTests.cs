@@ -169,4 +169,30 @@ public class TapeTests
         Assert.That(y[1].Grad!.ToArray(), Is.EqualTo(before[1].Zip(s4.ToArray(), (a, b) => a + b).ToArray()).Within(1e-6), "y1: seed + later graph");
         Assert.That(y[2].Grad!.ToArray(), Is.EqualTo(s5.ToArray()), "y2: only the later graph");
     }
+
+    [Test]
+    public void Backward_SeveralOutputs_EachOpRunsOnce_SharedInputGetsTheSum()
+    {
+        // y0 = 2x and y1 = x ⊙ x share x; one backward from both gives dx = 2·s0 + 2x ⊙ s1, each rule run once.
+        var x = TestData.Tensor(new Shape(2, 3), seed: 1);
+        var s0 = TestData.Tensor(new Shape(2, 3), 2, requiresGrad: false);
+        var s1 = TestData.Tensor(new Shape(2, 3), 3, requiresGrad: false);
+        var tape = new Tape();
+        var y0 = Ops.Scale(tape, x, 2f);
+        var y1 = Ops.Mul(tape, x, x);
+        tape.Backward(new[] { y0, y1 }, new Tensor?[] { s0, s1 });
+        var expected = x.ToArray().Select((v, i) => 2.0 * s0.ToArray()[i] + 2.0 * v * s1.ToArray()[i]).ToArray();
+        TestData.AssertClose(x.Grad!.ToArray(), expected, 1e-6, 1e-6, "dx");
+        Assert.That(s0.ToArray(), Is.EqualTo(TestData.Tensor(new Shape(2, 3), 2, requiresGrad: false).ToArray()), "seeds are not modified");
+    }
+
+    [Test]
+    public void Backward_SeveralOutputs_CountMismatch_SaysHowMany()
+    {
+        var x = TestData.Tensor(new Shape(2), seed: 1);
+        var tape = new Tape();
+        var y = Ops.Scale(tape, x, 2f);
+        var ex = Assert.Throws<ArgumentException>(() => tape.Backward(new[] { y, y }, new Tensor?[] { TestData.Tensor(new Shape(2), 2, requiresGrad: false) }));
+        Assert.That(ex!.Message, Does.Contain("2 outputs but 1 seeds"));
+    }
 }
