@@ -10,12 +10,19 @@ public static unsafe partial class EmbeddingBagKernels
     /// <summary>
     /// Backward fused with plain SGD. SGD needs no coalesced gradient: w_r -= lr · Σ_j c_j equals applying each
     /// contribution c_j = s_b · w_j · dOutput[b] to row r in turn (up to float rounding), so no sort and no
-    /// gathered dOutput rows are needed. Each table's bags are walked in order and every id's row is updated
+    /// gathered dOutput rows are needed. Each table's bags are walked and every id's row is updated
     /// straight from its bag's dOutput row, which stays in L1 across the bag: the traffic is the forward's random
     /// row reads plus their write-back (W1 pooling 32: 3.4 M row updates against 1.9 M unique rows, but without
     /// the sort and the 3.4 M random dOutput gathers of the coalescing path).
     /// <para>
-    /// Determinism: a row is only ever updated by the one chunk that owns it, in position order. Work units are
+    /// Bags are walked from the last sample to the first (ids in position order within a bag): the forward read the
+    /// last samples' rows last, so those are the ones still in L3 (32 MiB here) when the backward starts. Last-in,
+    /// first-out reuse keeps part of them as hits, where walking in the forward's order would find every row evicted
+    /// by the ones read after it. W1 pooling 1 (26 tables of 100k x 64, batch 4096, 27 MB of rows), forward + backward,
+    /// 12 alternating rounds: 4.61 → 4.40 ms median.
+    /// </para>
+    /// <para>
+    /// Determinism: a row is only ever updated by the one chunk that owns it, always in the walk's order. Work units are
     /// (table, row slice); with at least as many tables as threads a slice is the whole table, otherwise each
     /// table's rows are cut into slices and every slice's owner scans all of the table's ids, skipping those of
     /// other slices. The order of updates of any row is the same for every thread count, so results are bit
@@ -113,8 +120,7 @@ public static unsafe partial class EmbeddingBagKernels
             bool mean = Mean, all = span == uint.MaxValue, row64 = dim == 64 && Vector512.IsHardwareAccelerated;
             float negLr = NegLr;
             long ld = dim;
-            int pEnd = off[batch];
-            for (int b = 0; b < batch; b++)
+            for (int b = batch - 1; b >= 0; b--)
             {
                 int p0 = off[b], p1 = off[b + 1];
                 if (p0 == p1) continue;
@@ -124,9 +130,11 @@ public static unsafe partial class EmbeddingBagKernels
                 for (int p = p0; p < p1; p++)
                 {
                     // The rows are random read-modify-writes in a table far larger than the caches: ask for the row a
-                    // fixed number of ids ahead (across bag boundaries; a hint only, it never faults).
+                    // fixed number of ids ahead in the walk — later in this bag, or on into the previous bag (a hint
+                    // only, it never faults; a previous bag shorter than the overshoot is skipped).
                     int pa = p + RowPrefetchDistance;
-                    if (pa < pEnd)
+                    if (pa >= p1) pa = b > 0 && off[b - 1] + (pa - p1) < p0 ? off[b - 1] + (pa - p1) : -1;
+                    if (pa >= 0)
                     {
                         uint ida = (uint)idx[pa];
                         if (all || ida - r0 < span) PrefetchRow(w + ida * ld, dim);
@@ -156,20 +164,23 @@ public static unsafe partial class EmbeddingBagKernels
             long ld = dim;
             int indexEnd = off[f1 * batch];
             bool row64 = dim == 64 && Vector512.IsHardwareAccelerated;
-            const int dist = SampleMajorPrefetchDistance;
-            int ab = dist / width, af = f0 + dist % width;
-            for (int b = 0; b < batch; b++)
+            // Rows of a sample a fixed number of samples later in the walk (about SampleMajorPrefetchDistance ids).
+            int ahead = Math.Max(1, SampleMajorPrefetchDistance / width);
+            for (int b = batch - 1; b >= 0; b--)
             {
                 float* g = dOut + (long)b * stride + (long)f0 * dim;
+                if (b - ahead >= 0)
+                {
+                    // A hint only (see the forward's sample-order body): the id read stays inside this chunk's ids.
+                    int ba = b - ahead;
+                    for (int f = f0; f < f1; f++)
+                    {
+                        int pos = off[f * batch + ba];
+                        if (pos < indexEnd) PrefetchRow(tables[f].Weight + (uint)idx[pos] * ld, dim);
+                    }
+                }
                 for (int f = f0; f < f1; f++, g += dim)
                 {
-                    if (ab < batch)
-                    {
-                        // A hint only (see the forward's sample-order body): the id read stays inside this chunk's ids.
-                        int pos = off[af * batch + ab];
-                        if (pos < indexEnd) PrefetchRow(tables[af].Weight + (uint)idx[pos] * ld, dim);
-                        if (++af == f1) { af = f0; ab++; }
-                    }
                     int bag = f * batch + b;
                     int p0 = off[bag], p1 = off[bag + 1];
                     if (p0 == p1) continue;

@@ -327,8 +327,8 @@ public class EmbeddingBagKernelTests
     [Test]
     public void BackwardSgd_OneTableTwoThreadsVsOne_BitIdentical([Values(1, 32)] int pooling)
     {
-        // One table cannot be split by table: two threads own row slices, and each row must still see its
-        // contributions in position order.
+        // One table cannot be split by table: two threads own row slices (the table walk), one thread walks it sample by
+        // sample; each row must still see its contributions in the same order (samples last to first).
         const int rows = 500, dim = 64, batch = 1024;
         int saved = KernelParallelism.MaxThreads;
         try
