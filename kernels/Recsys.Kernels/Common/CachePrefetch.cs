@@ -24,12 +24,4 @@ internal static unsafe class CachePrefetch
         byte* p = (byte*)start;
         for (long off = 0; off < floats * sizeof(float); off += 64) Sse.Prefetch0(p + off);
     }
-
-    /// <summary>Non-temporal prefetch (prefetchnta) of the lines of <paramref name="floats"/> floats: read once, keep them out of the outer caches.</summary>
-    public static void NonTemporal(float* start, long floats)
-    {
-        if (!Sse.IsSupported) return;
-        byte* p = (byte*)start;
-        for (long off = 0; off < floats * sizeof(float); off += 64) Sse.PrefetchNonTemporal(p + off);
-    }
 }
