@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using Recsys.Kernels.Common;
 
 namespace Recsys.Kernels.EmbeddingBag;
@@ -100,7 +101,7 @@ public static unsafe partial class EmbeddingBagKernels
             int tableCount = TableCount, batch = Batch, dim = Dim, indexEnd = IndexEnd;
             int* indices = Indices, offsets = Offsets;
             float* psw = Psw;
-            bool mean = Mean;
+            bool mean = Mean, rowCopy = dim == 64 && psw == null && Vector512.IsHardwareAccelerated;
             var consumer = Consumer;
             float* pooled = scratch, rest = scratch + tableCount * dim;
             consumer.BeginChunk(rest);
@@ -124,7 +125,23 @@ public static unsafe partial class EmbeddingBagKernels
                 {
                     int bag = f * batch + b;
                     TablePtr* t = tables + f;
-                    int badPos = PoolBag(t->Weight, t->Rows, dim, indices, offsets[bag], offsets[bag + 1], psw, mean, pooled + (long)f * dim);
+                    int p0 = offsets[bag], p1 = offsets[bag + 1];
+                    float* dst = pooled + (long)f * dim;
+                    if (rowCopy && p1 - p0 == 1)
+                    {
+                        // One id, one 256-byte row (pooling 1, every DLRM's case): sum and mean are both the row itself.
+                        // PoolBag's general checks cost about as much as the copy here.
+                        uint id = (uint)indices[p0];
+                        if (id < (uint)t->Rows)
+                        {
+                            float* r = t->Weight + id * 64L;
+                            Vector512.Load(r).Store(dst); Vector512.Load(r + 16).Store(dst + 16);
+                            Vector512.Load(r + 32).Store(dst + 32); Vector512.Load(r + 48).Store(dst + 48);
+                        }
+                        else { bad = Math.Min(bad, p0); ok = false; }
+                        continue;
+                    }
+                    int badPos = PoolBag(t->Weight, t->Rows, dim, indices, p0, p1, psw, mean, dst);
                     if (badPos >= 0) { bad = Math.Min(bad, badPos); ok = false; }
                 }
                 // A sample with a bad id is not consumed: the call throws once every chunk is done.
