@@ -128,25 +128,41 @@ public static unsafe partial class EmbeddingBagKernels
             bool mean = Mean, all = span == uint.MaxValue, row64 = dim == 64 && Vector512.IsHardwareAccelerated;
             float negLr = NegLr;
             long ld = dim;
+            // Rows are prefetched about RowPrefetchDistance ids ahead in the walk: within a long bag (and on into the
+            // previous one), or, for short bags, every id of the bag that many ids back in the walk.
+            int meanLen = Math.Max(1, (off[batch] - off[0]) / Math.Max(1, batch));
+            bool shortBags = meanLen < RowPrefetchDistance;
+            int bagsAhead = Math.Max(1, RowPrefetchDistance / meanLen);
             for (int b = batch - 1; b >= 0; b--)
             {
                 int p0 = off[b], p1 = off[b + 1];
+                if (shortBags && b - bagsAhead >= 0)
+                {
+                    for (int pa = off[b - bagsAhead], paEnd = off[b - bagsAhead + 1]; pa < paEnd; pa++)
+                    {
+                        uint ida = (uint)idx[pa];
+                        if (all || ida - r0 < span) PrefetchRow(w + ida * ld, dim);
+                    }
+                }
                 if (p0 == p1) continue;
+                // A one-id bag outside this chunk's row slice: nothing to do, and no need to read its dOutput row.
+                if (!all && p1 - p0 == 1 && (uint)idx[p0] - r0 >= span) continue;
                 float* g = dBase + (long)b * stride;
                 if (b - DOutputPrefetchSamples >= 0) CachePrefetch.IntoL2(g - DOutputPrefetchSamples * (long)stride, dim);
                 float a = mean ? negLr / (p1 - p0) : negLr;
                 var g64 = row64 ? new Row64(g) : default;
                 for (int p = p0; p < p1; p++)
                 {
-                    // The rows are random read-modify-writes in a table far larger than the caches: ask for the row a
-                    // fixed number of ids ahead in the walk — later in this bag, or on into the previous bag (a hint
-                    // only, it never faults; a previous bag shorter than the overshoot is skipped).
-                    int pa = p + RowPrefetchDistance;
-                    if (pa >= p1) pa = b > 0 && off[b - 1] + (pa - p1) < p0 ? off[b - 1] + (pa - p1) : -1;
-                    if (pa >= 0)
+                    if (!shortBags)
                     {
-                        uint ida = (uint)idx[pa];
-                        if (all || ida - r0 < span) PrefetchRow(w + ida * ld, dim);
+                        // A hint only, it never faults; a previous bag shorter than the overshoot is skipped.
+                        int pa = p + RowPrefetchDistance;
+                        if (pa >= p1) pa = b > 0 && off[b - 1] + (pa - p1) < p0 ? off[b - 1] + (pa - p1) : -1;
+                        if (pa >= 0)
+                        {
+                            uint ida = (uint)idx[pa];
+                            if (all || ida - r0 < span) PrefetchRow(w + ida * ld, dim);
+                        }
                     }
                     uint id = (uint)idx[p];
                     if (!all && id - r0 >= span) continue;
