@@ -20,11 +20,8 @@ public class EmbeddingBagCollectionTests
     /// <summary>A batch with duplicate ids, empty bags and (optionally) per-id weights; ids of table 2 stay below 20 so rows 20..39 are never touched.</summary>
     private static KeyedJagged Ids(int seed, bool weighted)
     {
-        var (idx, off, w) = EmbeddingBagReference.Bags(Rows.Length * Batch, maxLen: 4, rows: 1000, seed);
-        int n = off[^1];
-        for (int f = 0; f < Rows.Length; f++)
-            for (int p = off[f * Batch]; p < off[(f + 1) * Batch]; p++) idx[p] %= Math.Min(Rows[f], 20);
-        return new KeyedJagged(Rows.Length, Batch, idx[..n], off, weighted ? w[..n] : null);
+        var (idx, off, w) = EmbeddingBagReference.TableBags(Rows, Batch, maxLen: 4, seed, idCap: 20);
+        return new KeyedJagged(Rows.Length, Batch, idx, off, weighted ? w : null);
     }
 
     /// <summary>Bag (f, b) of <paramref name="ids"/> as absolute [offsets] for the reference.</summary>

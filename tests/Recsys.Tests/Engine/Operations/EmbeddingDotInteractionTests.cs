@@ -24,11 +24,8 @@ public class EmbeddingDotInteractionTests
     /// <summary>Bags of 0..4 ids (empty ones included), optionally weighted.</summary>
     private static KeyedJagged Ids(int seed, bool weighted)
     {
-        var (idx, off, w) = EmbeddingBagReference.Bags(Rows.Length * Batch, maxLen: 4, rows: 1000, seed);
-        int n = off[^1];
-        for (int f = 0; f < Rows.Length; f++)
-            for (int p = off[f * Batch]; p < off[(f + 1) * Batch]; p++) idx[p] %= Rows[f];
-        return new KeyedJagged(Rows.Length, Batch, idx[..n], off, weighted ? w[..n] : null);
+        var (idx, off, w) = EmbeddingBagReference.TableBags(Rows, Batch, maxLen: 4, seed);
+        return new KeyedJagged(Rows.Length, Batch, idx, off, weighted ? w : null);
     }
 
     [Test]

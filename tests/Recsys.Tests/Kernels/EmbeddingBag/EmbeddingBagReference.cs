@@ -59,4 +59,18 @@ public static class EmbeddingBagReference
         }
         return (indices, offsets, weights);
     }
+
+    /// <summary>
+    /// Random bags of 0..<paramref name="maxLen"/> ids for <paramref name="rows"/>.Length tables, feature-major
+    /// (bag (f, b) at f·batch + b); table f's ids lie in [0, min(rows[f], idCap)). Returns the ids trimmed to the last
+    /// offset, the offsets, and one weight per id.
+    /// </summary>
+    public static (int[] Indices, int[] Offsets, float[] Weights) TableBags(int[] rows, int batch, int maxLen, int seed, int idCap = int.MaxValue)
+    {
+        var (idx, off, w) = Bags(rows.Length * batch, maxLen, rows: 1000, seed);
+        int n = off[^1];
+        for (int f = 0; f < rows.Length; f++)
+            for (int p = off[f * batch]; p < off[(f + 1) * batch]; p++) idx[p] %= Math.Min(rows[f], idCap);
+        return (idx[..n], off, w[..n]);
+    }
 }
