@@ -46,6 +46,11 @@ public static unsafe partial class EmbeddingBagKernels
 
         // One chunk per thread the work is worth; fewer tables than chunks: cut each table into row slices.
         int chunks = KernelParallelism.Chunks(lookups, dim + 8);
+        if (tableCount == 1 && chunks > 1 && AtMostOneIdPerBag(off, batch))
+        {
+            BackwardSgdSampleSplit(tables, batch, dim, idx, off, psw, mean, dOut, stride, offset, lr, chunks, ws);
+            return;
+        }
         int slices = (chunks + tableCount - 1) / tableCount;
         int units = tableCount * slices;
         var body = new SgdScatterBody

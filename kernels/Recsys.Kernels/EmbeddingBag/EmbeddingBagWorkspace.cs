@@ -102,6 +102,11 @@ public sealed class EmbeddingBagWorkspace
 
     internal void PrepareScratch(int chunks, int dim) => Grow(ref Scratch, chunks * RoundUp(dim));
 
+    /// <summary>One bitmap of a lone table's rows per chunk (the sample-split SGD backward).</summary>
+    internal ulong[] SampleMarks = Array.Empty<ulong>();
+
+    internal void PrepareSampleMarks(int chunks, int words) => Grow(ref SampleMarks, (long)chunks * words);
+
     internal void PrepareCollect(int uniques, int dim)
     {
         Grow(ref CollectIds, uniques);

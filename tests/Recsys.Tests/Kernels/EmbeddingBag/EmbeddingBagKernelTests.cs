@@ -278,7 +278,8 @@ public class EmbeddingBagKernelTests
     [Test]
     public void BackwardTables_Sgd_MatchesFloat64Reference(
         [Values(PoolingMode.Sum, PoolingMode.Mean)] PoolingMode mode, [Values(false, true)] bool weighted,
-        [Values(2, 12)] int maxLen, // short bags are scattered sample by sample, long ones table by table
+        [Values(1, 2, 12)] int maxLen, // short bags are scattered sample by sample, long ones table by table; one table of
+                                       // at most one id a bag on two threads is split by samples
         [Values(1, 3)] int tables, [Values(1, 2)] int threads) // one table on two threads: row slices
     {
         const float lr = 0.3f;
@@ -350,6 +351,39 @@ public class EmbeddingBagKernelTests
             var one = Run(1);
             Assert.That(Run(2), Is.EqualTo(one), "2 threads vs 1");
             Assert.That(Run(2), Is.EqualTo(one), "run to run");
+        }
+        finally
+        {
+            KernelParallelism.MaxThreads = saved;
+        }
+    }
+
+    [Test]
+    public void BackwardSgd_OneTableOneIdPerBag_SampleSplit_SameBitsForOneTwoAndThreeThreads(
+        [Values(PoolingMode.Sum, PoolingMode.Mean)] PoolingMode mode, [Values(false, true)] bool weighted)
+    {
+        // Split by samples across threads: rows looked up by one thread's samples only, and rows shared between threads'
+        // samples (left to the owner of the row's slice), must both see their updates in the one-thread order.
+        const int rows = 5000, dim = 64, batch = 3000;
+        int saved = KernelParallelism.MaxThreads;
+        try
+        {
+            var (idx, off, psw) = EmbeddingBagReference.Bags(batch, maxLen: 1, rows: rows, seed: 11); // empty bags included
+            for (int b = 0; b < batch; b += 7)
+                if (off[b + 1] > off[b]) idx[off[b]] = b % 13; // a few hot rows, shared by every thread's samples
+            var dOut = TestData.Floats(batch * dim, 12);
+            float[] Run(int threads)
+            {
+                KernelParallelism.MaxThreads = threads;
+                var w = TestData.Floats(rows * dim, 13);
+                var ws = new EmbeddingBagWorkspace();
+                for (int step = 0; step < 2; step++)
+                    EmbeddingBagKernels.Backward(w, rows, dim, idx, off, weighted ? psw : default, mode, dOut, dim, 0, SparseUpdate.Sgd(0.05f), default, default, ws);
+                return w;
+            }
+            var one = Run(1);
+            Assert.That(Run(2), Is.EqualTo(one), "2 threads vs 1");
+            Assert.That(Run(3), Is.EqualTo(one), "3 threads vs 1");
         }
         finally
         {
