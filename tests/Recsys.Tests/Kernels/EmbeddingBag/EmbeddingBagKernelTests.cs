@@ -325,32 +325,18 @@ public class EmbeddingBagKernelTests
         }
     }
 
-    [Test]
-    public void BackwardSgd_OneTableTwoThreadsVsOne_BitIdentical([Values(1, 32)] int pooling)
+    /// <summary>The weights of one table (rows x 64, seeded) after two fused-SGD steps on <paramref name="threads"/> kernel threads.</summary>
+    private static float[] TwoSgdSteps(int threads, int rows, int[] idx, int[] off, float[]? psw, PoolingMode mode, float[] dOut, int seed)
     {
-        // One table cannot be split by table: two threads own row slices (the table walk), one thread walks it sample by
-        // sample; each row must still see its contributions in the same order (samples last to first).
-        const int rows = 500, dim = 64, batch = 1024;
         int saved = KernelParallelism.MaxThreads;
         try
         {
-            var idx = new int[batch * pooling];
-            var r = new Random(5);
-            for (int i = 0; i < idx.Length; i++) idx[i] = r.Next(rows);
-            var off = Enumerable.Range(0, batch + 1).Select(b => b * pooling).ToArray();
-            var dOut = TestData.Floats(batch * dim, 6);
-            float[] Run(int threads)
-            {
-                KernelParallelism.MaxThreads = threads;
-                var w = TestData.Floats(rows * dim, 7);
-                var ws = new EmbeddingBagWorkspace();
-                for (int step = 0; step < 2; step++)
-                    EmbeddingBagKernels.Backward(w, rows, dim, idx, off, default, PoolingMode.Sum, dOut, dim, 0, SparseUpdate.Sgd(0.05f), default, default, ws);
-                return w;
-            }
-            var one = Run(1);
-            Assert.That(Run(2), Is.EqualTo(one), "2 threads vs 1");
-            Assert.That(Run(2), Is.EqualTo(one), "run to run");
+            KernelParallelism.MaxThreads = threads;
+            var w = TestData.Floats(rows * 64, seed);
+            var ws = new EmbeddingBagWorkspace();
+            for (int step = 0; step < 2; step++)
+                EmbeddingBagKernels.Backward(w, rows, 64, idx, off, psw, mode, dOut, 64, 0, SparseUpdate.Sgd(0.05f), default, default, ws);
+            return w;
         }
         finally
         {
@@ -359,36 +345,37 @@ public class EmbeddingBagKernelTests
     }
 
     [Test]
+    public void BackwardSgd_OneTableTwoThreadsVsOne_BitIdentical([Values(1, 32)] int pooling)
+    {
+        // One table cannot be split by table: on two threads, bags of one id are split by samples (shared rows left to
+        // their row-slice owner) and longer bags by row slices; one thread walks the samples in order. Each row must see
+        // its contributions in the same order (samples last to first).
+        const int rows = 500, batch = 1024;
+        var idx = new int[batch * pooling];
+        var r = new Random(5);
+        for (int i = 0; i < idx.Length; i++) idx[i] = r.Next(rows);
+        var off = Enumerable.Range(0, batch + 1).Select(b => b * pooling).ToArray();
+        var dOut = TestData.Floats(batch * 64, 6);
+        var one = TwoSgdSteps(1, rows, idx, off, null, PoolingMode.Sum, dOut, 7);
+        Assert.That(TwoSgdSteps(2, rows, idx, off, null, PoolingMode.Sum, dOut, 7), Is.EqualTo(one), "2 threads vs 1");
+        Assert.That(TwoSgdSteps(2, rows, idx, off, null, PoolingMode.Sum, dOut, 7), Is.EqualTo(one), "run to run");
+    }
+
+    [Test]
     public void BackwardSgd_OneTableOneIdPerBag_SampleSplit_SameBitsForOneTwoAndThreeThreads(
         [Values(PoolingMode.Sum, PoolingMode.Mean)] PoolingMode mode, [Values(false, true)] bool weighted)
     {
         // Split by samples across threads: rows looked up by one thread's samples only, and rows shared between threads'
         // samples (left to the owner of the row's slice), must both see their updates in the one-thread order.
-        const int rows = 5000, dim = 64, batch = 3000;
-        int saved = KernelParallelism.MaxThreads;
-        try
-        {
-            var (idx, off, psw) = EmbeddingBagReference.Bags(batch, maxLen: 1, rows: rows, seed: 11); // empty bags included
-            for (int b = 0; b < batch; b += 7)
-                if (off[b + 1] > off[b]) idx[off[b]] = b % 13; // a few hot rows, shared by every thread's samples
-            var dOut = TestData.Floats(batch * dim, 12);
-            float[] Run(int threads)
-            {
-                KernelParallelism.MaxThreads = threads;
-                var w = TestData.Floats(rows * dim, 13);
-                var ws = new EmbeddingBagWorkspace();
-                for (int step = 0; step < 2; step++)
-                    EmbeddingBagKernels.Backward(w, rows, dim, idx, off, weighted ? psw : default, mode, dOut, dim, 0, SparseUpdate.Sgd(0.05f), default, default, ws);
-                return w;
-            }
-            var one = Run(1);
-            Assert.That(Run(2), Is.EqualTo(one), "2 threads vs 1");
-            Assert.That(Run(3), Is.EqualTo(one), "3 threads vs 1");
-        }
-        finally
-        {
-            KernelParallelism.MaxThreads = saved;
-        }
+        const int rows = 5000, batch = 3000;
+        var (idx, off, psw) = EmbeddingBagReference.Bags(batch, maxLen: 1, rows: rows, seed: 11); // empty bags included
+        for (int b = 0; b < batch; b += 7)
+            if (off[b + 1] > off[b]) idx[off[b]] = b % 13; // a few hot rows, shared by every thread's samples
+        var dOut = TestData.Floats(batch * 64, 12);
+        var w = weighted ? psw : null;
+        var one = TwoSgdSteps(1, rows, idx, off, w, mode, dOut, 13);
+        Assert.That(TwoSgdSteps(2, rows, idx, off, w, mode, dOut, 13), Is.EqualTo(one), "2 threads vs 1");
+        Assert.That(TwoSgdSteps(3, rows, idx, off, w, mode, dOut, 13), Is.EqualTo(one), "3 threads vs 1");
     }
 
     /// <summary>
