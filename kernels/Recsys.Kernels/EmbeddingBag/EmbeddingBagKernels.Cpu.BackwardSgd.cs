@@ -48,7 +48,7 @@ public static unsafe partial class EmbeddingBagKernels
         int chunks = KernelParallelism.Chunks(lookups, dim + 8);
         if (tableCount == 1 && chunks > 1 && AtMostOneIdPerBag(off, batch))
         {
-            BackwardSgdSampleSplit(tables, batch, dim, idx, off, psw, mean, dOut, stride, offset, lr, chunks, ws);
+            BackwardSgdSampleSplit(tables, batch, dim, idx, off, psw, dOut, stride, offset, lr, chunks, ws);
             return;
         }
         int slices = (chunks + tableCount - 1) / tableCount;

@@ -21,14 +21,14 @@ public static unsafe partial class EmbeddingBagKernels
     /// in the forward. Cut into row slices instead (<see cref="BackwardSgdScatter"/>'s general split), half of the rows
     /// a thread updates were last read by the other core, which costs most when the host's core-to-core transfers are
     /// slow. A row that samples of two chunks share is left to the chunk owning its row slice, after a first pass marks
-    /// each chunk's rows in a bitmap.
+    /// each chunk's rows in a bitmap. Sum and mean pooling update alike: the mean of one id is the id itself.
     /// <para>
     /// Same bits as the one-thread walk: an unshared row's updates all come from one chunk's samples, applied last
     /// sample first; a shared row's are applied by its slice owner over all samples, last first. The two sets of rows
     /// are disjoint, so the chunks never write the same row.
     /// </para>
     /// </summary>
-    private static void BackwardSgdSampleSplit(TablePtr* table, int batch, int dim, int* idx, int* off, float* psw, bool mean,
+    private static void BackwardSgdSampleSplit(TablePtr* table, int batch, int dim, int* idx, int* off, float* psw,
         float* dOut, int stride, int offset, float lr, int chunks, EmbeddingBagWorkspace ws)
     {
         int words = (table->Rows + 63) >> 6;
@@ -37,7 +37,7 @@ public static unsafe partial class EmbeddingBagKernels
         KernelParallelism.For(chunks, ref mark);
         var body = new SampleSplitBody
         {
-            Table = table, Batch = batch, Dim = dim, Indices = idx, Offsets = off, Psw = psw, Mean = mean, DOut = dOut + offset,
+            Table = table, Batch = batch, Dim = dim, Indices = idx, Offsets = off, Psw = psw, DOut = dOut + offset,
             Stride = stride, NegLr = -lr, Words = words, Marks = Ptr(ws.SampleMarks),
         };
         KernelParallelism.For(chunks, ref body);
@@ -71,7 +71,6 @@ public static unsafe partial class EmbeddingBagKernels
         public int Batch, Dim, Stride, Words;
         public int* Indices, Offsets;
         public float* Psw, DOut;
-        public bool Mean;
         public float NegLr;
         public ulong* Marks;
 

@@ -125,23 +125,7 @@ public static unsafe partial class EmbeddingBagKernels
                 {
                     int bag = f * batch + b;
                     TablePtr* t = tables + f;
-                    int p0 = offsets[bag], p1 = offsets[bag + 1];
-                    float* dst = pooled + (long)f * dim;
-                    if (rowCopy && p1 - p0 == 1)
-                    {
-                        // One id, one 256-byte row (pooling 1, every DLRM's case): sum and mean are both the row itself.
-                        // PoolBag's general checks cost about as much as the copy here.
-                        uint id = (uint)indices[p0];
-                        if (id < (uint)t->Rows)
-                        {
-                            float* r = t->Weight + id * 64L;
-                            Vector512.Load(r).Store(dst); Vector512.Load(r + 16).Store(dst + 16);
-                            Vector512.Load(r + 32).Store(dst + 32); Vector512.Load(r + 48).Store(dst + 48);
-                        }
-                        else { bad = Math.Min(bad, p0); ok = false; }
-                        continue;
-                    }
-                    int badPos = PoolBag(t->Weight, t->Rows, dim, indices, p0, p1, psw, mean, dst);
+                    int badPos = PoolBagOrCopyRow(t, dim, indices, offsets[bag], offsets[bag + 1], psw, mean, rowCopy, nt: false, pooled + (long)f * dim);
                     if (badPos >= 0) { bad = Math.Min(bad, badPos); ok = false; }
                 }
                 // A sample with a bad id is not consumed: the call throws once every chunk is done.

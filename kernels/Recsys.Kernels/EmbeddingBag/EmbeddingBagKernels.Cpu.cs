@@ -252,31 +252,8 @@ public static unsafe partial class EmbeddingBagKernels
                 int bag = f * batch + b;
                 float* dst = output + (long)b * stride + offset + (long)f * dim;
                 int p0 = offsets[bag], p1 = offsets[bag + 1];
-                if (rowCopy && p1 - p0 == 1)
-                {
-                    // One id, one 256-byte row (pooling 1, every DLRM's case): sum and mean are both the row itself.
-                    uint id = (uint)indices[p0];
-                    if (id < (uint)t->Rows)
-                    {
-                        float* r = t->Weight + id * 64L;
-                        if (nt)
-                        {
-                            Avx512F.StoreAlignedNonTemporal(dst, Vector512.Load(r)); Avx512F.StoreAlignedNonTemporal(dst + 16, Vector512.Load(r + 16));
-                            Avx512F.StoreAlignedNonTemporal(dst + 32, Vector512.Load(r + 32)); Avx512F.StoreAlignedNonTemporal(dst + 48, Vector512.Load(r + 48));
-                        }
-                        else
-                        {
-                            Vector512.Load(r).Store(dst); Vector512.Load(r + 16).Store(dst + 16);
-                            Vector512.Load(r + 32).Store(dst + 32); Vector512.Load(r + 48).Store(dst + 48);
-                        }
-                    }
-                    else bad = Math.Min(bad, p0);
-                }
-                else
-                {
-                    int badPos = PoolBag(t->Weight, t->Rows, dim, indices, p0, p1, psw, mean, dst);
-                    if (badPos >= 0) bad = Math.Min(bad, badPos);
-                }
+                int badPos = PoolBagOrCopyRow(t, dim, indices, p0, p1, psw, mean, rowCopy, nt, dst);
+                if (badPos >= 0) bad = Math.Min(bad, badPos);
                 if (++f == fHi) { f = fLo; b++; }
             }
             if (nt) Sse.StoreFence(); // non-temporal stores are weakly ordered: make them visible before the chunk reports done
@@ -345,6 +322,32 @@ public static unsafe partial class EmbeddingBagKernels
         if (floats > 16) Sse.Prefetch1(row + 16);
         if (floats > 32) Sse.Prefetch1(row + 32);
         if (floats > 48) Sse.Prefetch1(row + 48);
+    }
+
+    /// <summary>
+    /// Pools bag [p0, p1) of table <paramref name="t"/> into dst. With <paramref name="rowCopy"/> (D = 64, no per-id
+    /// weights, Vector512) a one-id bag — pooling 1, every DLRM's case — is copied as one 256-byte row, since sum and mean
+    /// are both the row itself, with non-temporal stores when <paramref name="nt"/>; PoolBag's general checks would cost
+    /// about as much as the copy. Returns -1, or the first position whose id is out of range (dst then undefined).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static int PoolBagOrCopyRow(TablePtr* t, int dim, int* indices, int p0, int p1, float* psw, bool mean, bool rowCopy, bool nt, float* dst)
+    {
+        if (!rowCopy || p1 - p0 != 1) return PoolBag(t->Weight, t->Rows, dim, indices, p0, p1, psw, mean, dst);
+        uint id = (uint)indices[p0];
+        if (id >= (uint)t->Rows) return p0;
+        float* r = t->Weight + id * 64L;
+        if (nt)
+        {
+            Avx512F.StoreAlignedNonTemporal(dst, Vector512.Load(r)); Avx512F.StoreAlignedNonTemporal(dst + 16, Vector512.Load(r + 16));
+            Avx512F.StoreAlignedNonTemporal(dst + 32, Vector512.Load(r + 32)); Avx512F.StoreAlignedNonTemporal(dst + 48, Vector512.Load(r + 48));
+        }
+        else
+        {
+            Vector512.Load(r).Store(dst); Vector512.Load(r + 16).Store(dst + 16);
+            Vector512.Load(r + 32).Store(dst + 32); Vector512.Load(r + 48).Store(dst + 48);
+        }
+        return -1;
     }
 
     /// <summary>Pools one bag into dst[0..dim); returns -1, or the first position whose id is out of range (dst then undefined).</summary>

@@ -42,7 +42,7 @@ public static unsafe partial class DotInteractionKernels
 
         public readonly int ScratchFloats => DotInteractionKernels.ScratchFloats(F + 1, D);
 
-        public readonly long CostPerSample => (long)(F + 1) * (F + 1) * D / 2 + D;
+        public readonly long CostPerSample => ForwardCostPerSample(F, D);
 
         public readonly void BeginChunk(float* scratch) => SampleForward.PrepareScratch(F, D, scratch);
 

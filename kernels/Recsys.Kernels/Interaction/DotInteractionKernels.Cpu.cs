@@ -21,11 +21,10 @@ public static unsafe partial class DotInteractionKernels
     {
         Check(dense.Length, sparse.Length, output.Length, batch, features, dim, nameof(Forward), "output");
         if (batch == 0) return;
-        int n = features + 1;
         fixed (float* pd = dense, ps = sparse, po = output)
         {
             var body = new WithScratch<ForwardBody> { Body = new() { Dense = pd, Sparse = ps, Output = po, Batch = batch, F = features, D = dim } };
-            KernelParallelism.For(KernelParallelism.Chunks(batch, (long)n * n * dim / 2 + dim), ref body);
+            KernelParallelism.For(KernelParallelism.Chunks(batch, ForwardCostPerSample(features, dim)), ref body);
         }
     }
 
@@ -58,6 +57,9 @@ public static unsafe partial class DotInteractionKernels
             KernelParallelism.For(KernelParallelism.Chunks(batch, (long)n * n * dim + dim), ref body);
         }
     }
+
+    /// <summary>Multiply-adds of one sample's forward (half of T·Tᵀ, plus the dense copy), for chunking.</summary>
+    private static long ForwardCostPerSample(int features, int dim) => (long)(features + 1) * (features + 1) * dim / 2 + dim;
 
     /// <summary>
     /// Scratch floats a chunk needs: T rows plus the pair-gradient matrix (backward, and the dot-product

@@ -1,4 +1,5 @@
 using Recsys.Engine.Core;
+using Recsys.Engine.Data;
 
 namespace Recsys.Engine.Nn;
 
@@ -17,6 +18,6 @@ public sealed class DotInteraction : Module
     public Tensor Forward(Tape tape, Tensor dense, Tensor sparse) => Ops.DotInteraction(tape, dense, sparse);
 
     /// <summary>dense [B, D] and the pooled lookups of <paramref name="ids"/> in <paramref name="embeddings"/> → [B, D + (F+1)F/2]; fused for inference (see <see cref="Ops.EmbeddingDotInteraction"/>).</summary>
-    public Tensor Forward(Tape tape, Tensor dense, EmbeddingBagCollection embeddings, Recsys.Engine.Data.KeyedJagged ids) =>
+    public Tensor Forward(Tape tape, Tensor dense, EmbeddingBagCollection embeddings, KeyedJagged ids) =>
         Ops.EmbeddingDotInteraction(tape, dense, embeddings, ids);
 }

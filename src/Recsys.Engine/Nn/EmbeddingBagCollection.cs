@@ -96,8 +96,7 @@ public sealed partial class EmbeddingBagCollection : Module
         int b = ids.BatchSize;
         try
         {
-            EmbeddingBagKernels.ForwardTables(_weights, _rows, dim, b, ids.Values, ids.Offsets.AsSpan(0, _tables.Length * b + 1),
-                ids.Weights is null ? default : ids.Weights.AsSpan(0, ids.ValueCount), Pooling, output, _tables.Length * dim, 0, _weightStarts);
+            EmbeddingBagKernels.ForwardTables(_weights, _rows, dim, b, ids.Values, BagOffsets(ids), PerIdWeights(ids), Pooling, output, _tables.Length * dim, 0, _weightStarts);
         }
         catch (EmbeddingIndexOutOfRangeException e)
         {
@@ -113,8 +112,7 @@ public sealed partial class EmbeddingBagCollection : Module
     {
         try
         {
-            DotInteractionKernels.ForwardFromTables(dense, _weights, _rows, Dim, ids.BatchSize, ids.Values, ids.Offsets.AsSpan(0, _tables.Length * ids.BatchSize + 1),
-                ids.Weights is null ? default : ids.Weights.AsSpan(0, ids.ValueCount), Pooling, output, _weightStarts);
+            DotInteractionKernels.ForwardFromTables(dense, _weights, _rows, Dim, ids.BatchSize, ids.Values, BagOffsets(ids), PerIdWeights(ids), Pooling, output, _weightStarts);
         }
         catch (EmbeddingIndexOutOfRangeException e)
         {
@@ -137,8 +135,7 @@ public sealed partial class EmbeddingBagCollection : Module
         }
         try
         {
-            EmbeddingBagKernels.BackwardTables(_weights, _rows, dim, b, ids.Values, ids.Offsets.AsSpan(0, _tables.Length * b + 1),
-                ids.Weights is null ? default : ids.Weights.AsSpan(0, ids.ValueCount), Pooling, dOutput, _tables.Length * dim, 0,
+            EmbeddingBagKernels.BackwardTables(_weights, _rows, dim, b, ids.Values, BagOffsets(ids), PerIdWeights(ids), Pooling, dOutput, _tables.Length * dim, 0,
                 update, _state1, _state2, _workspace, _weightStarts);
         }
         catch (EmbeddingIndexOutOfRangeException e)
@@ -148,6 +145,12 @@ public sealed partial class EmbeddingBagCollection : Module
         if (update.Kind == SparseUpdateKind.Collect)
             for (int f = 0; f < _tables.Length; f++) _grads[f].Set(_workspace.UniqueIds(f), _workspace.RowGradients(f));
     }
+
+    /// <summary>The F·B + 1 bag offsets of <paramref name="ids"/> (its offsets array may be longer).</summary>
+    private ReadOnlySpan<int> BagOffsets(KeyedJagged ids) => ids.Offsets.AsSpan(0, _tables.Length * ids.BatchSize + 1);
+
+    /// <summary>One weight per id, or empty when the bags are unweighted.</summary>
+    private static ReadOnlySpan<float> PerIdWeights(KeyedJagged ids) => ids.Weights is null ? default : ids.Weights.AsSpan(0, ids.ValueCount);
 
     private EmbeddingIndexOutOfRangeException Named(EmbeddingIndexOutOfRangeException e) =>
         new(e.Table, e.Position, e.Id, e.Rows, _tables[e.Table].Name);
