@@ -106,6 +106,24 @@ public sealed class Workloads
         return o;
     }
 
+    /// <summary>
+    /// A measurement with the core-to-core round trip taken right before and right after it. W1's per-table training runs
+    /// 2.2x slower while the host's transfers between the two cores are slow (~300 ns round trips against ~65–95), and
+    /// the host can switch within seconds, so a probe per variant tells a slow phase from a slow engine.
+    /// </summary>
+    private static ProbedStats Probed(Action step)
+    {
+        double before = CoreToCoreProbe.RoundTripNs();
+        var s = BenchProtocol.Measure(step);
+        return new ProbedStats(s, before, CoreToCoreProbe.RoundTripNs());
+    }
+
+    private readonly record struct ProbedStats(StepStats Stats, double ProbeBefore, double ProbeAfter)
+    {
+        public override string ToString() =>
+            $"{Stats.MedianMs:F2} ms" + (double.IsFinite(ProbeBefore) ? $" [core-to-core {ProbeBefore:F0}/{ProbeAfter:F0} ns]" : "");
+    }
+
     private Tensor Random(Shape shape, Rng rng, bool requiresGrad = false)
     {
         var t = new Tensor(shape, requiresGrad);
@@ -163,24 +181,24 @@ public sealed class Workloads
             var infer = new Tape(Device) { RecordingEnabled = false };
             int cycle = 0;
 
-            var fwd = BenchProtocol.Measure(() =>
+            var fwd = Probed(() =>
             {
                 infer.Reset();
                 fused.Forward(infer, batches[cycle++ & 3]);
             });
-            var train = BenchProtocol.Measure(() =>
+            var train = Probed(() =>
             {
                 tape.Reset();
                 var y = fused.Forward(tape, batches[cycle++ & 3]);
                 tape.Backward(y, upstream);
             });
-            var fwdPer = BenchProtocol.Measure(() =>
+            var fwdPer = Probed(() =>
             {
                 infer.Reset();
                 var parts = single[cycle++ & 3];
                 for (int t = 0; t < tables; t++) perTable[t].Forward(infer, parts[t]);
             });
-            var trainPer = BenchProtocol.Measure(() =>
+            var trainPer = Probed(() =>
             {
                 tape.Reset();
                 var parts = single[cycle++ & 3];
@@ -193,26 +211,27 @@ public sealed class Workloads
             var trainAdagrad = TrainWith(new RowwiseAdagrad(0.01f));
             var trainAdam = TrainWith(new SparseAdam(0.001f));
             fused.Optimizer = new SparseSgd(0.01f);
-            StepStats TrainWith(SparseOptimizer optimizer)
+            ProbedStats TrainWith(SparseOptimizer optimizer)
             {
                 fused.Optimizer = optimizer;
-                return BenchProtocol.Measure(() =>
+                return Probed(() =>
                 {
                     tape.Reset();
                     var y = fused.Forward(tape, batches[cycle++ & 3]);
                     tape.Backward(y, upstream);
                 });
             }
-            foreach (var (layout, kind, s) in new[] { ("fused", "fwd", fwd), ("fused", "train", train), ("per_table", "fwd", fwdPer), ("per_table", "train", trainPer),
+            foreach (var (layout, kind, p) in new[] { ("fused", "fwd", fwd), ("fused", "train", train), ("per_table", "fwd", fwdPer), ("per_table", "train", trainPer),
                          ("fused", "train_rowwise_adagrad", trainAdagrad), ("fused", "train_adam", trainAdam) })
             {
-                double perS = lookups / (s.MedianMs / 1e3);
+                double perS = lookups / (p.Stats.MedianMs / 1e3);
                 Summary[$"W1_{layout}_pf{pf}_{kind}_Mlookups_per_s"] = perS / 1e6;
                 Summary[$"W1_{layout}_pf{pf}_{kind}_GBps"] = perS * Dim * 4 / 1e9;
-                w1[$"{layout}_pf{pf}_{(kind == "fwd" ? "forward" : kind)}"] = Detail(s, ("lookups", lookups), ("lookups_per_s", perS), ("bytes_per_s", perS * Dim * 4));
+                w1[$"{layout}_pf{pf}_{(kind == "fwd" ? "forward" : kind)}"] = Detail(p.Stats, ("lookups", lookups), ("lookups_per_s", perS),
+                    ("bytes_per_s", perS * Dim * 4), ("core_to_core_round_trip_ns_before", p.ProbeBefore), ("core_to_core_round_trip_ns_after", p.ProbeAfter));
             }
-            _log($"W1 {tables} x {rows} rows, pf{pf}: fused fwd {fwd.MedianMs:F2} ms, train {train.MedianMs:F2} ms; per-table fwd {fwdPer.MedianMs:F2} ms, train {trainPer.MedianMs:F2} ms; " +
-                 $"fused train with row-wise Adagrad {trainAdagrad.MedianMs:F2} ms, with Adam {trainAdam.MedianMs:F2} ms");
+            _log($"W1 {tables} x {rows} rows, pf{pf}: fused fwd {fwd}, train {train}; per-table fwd {fwdPer}, train {trainPer}; " +
+                 $"fused train with row-wise Adagrad {trainAdagrad}, with Adam {trainAdam}");
         }
         w1["tables"] = tables;
         w1["rows_per_table"] = rows;

@@ -180,6 +180,11 @@ public class CliTests
         // Engine-only rows: fused training with the optimizers that coalesce each row's gradient first.
         foreach (var key in new[] { "fused_pf1_train_rowwise_adagrad", "fused_pf32_train_adam" })
             Assert.That(w1[key]!["median_ms"]!.GetValue<double>(), Is.GreaterThan(0), key);
+        // Every variant carries the core-to-core round trip measured right before and after it (two CPUs or more).
+        if (Environment.ProcessorCount >= 2)
+            foreach (var key in new[] { "fused_pf1_forward", "per_table_pf32_train", "fused_pf32_train_adam" })
+                foreach (var side in new[] { "before", "after" })
+                    Assert.That(w1[key]![$"core_to_core_round_trip_ns_{side}"]!.GetValue<double>(), Is.GreaterThan(0), $"{key} {side}");
     }
 
     [Test]
