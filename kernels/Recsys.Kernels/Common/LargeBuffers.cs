@@ -14,15 +14,19 @@ public static class LargeBuffers
     /// <summary>Below this size huge pages do not matter (and pinning small arrays only fragments the heap).</summary>
     public const long HugePageThresholdBytes = 4L << 20;
 
+    /// <summary>Where aligned buffers start by default: a cache line (and Vector512) boundary.</summary>
+    public const int CacheLineBytes = 64;
+
     /// <summary>
-    /// Where aligned buffers start: a 256-byte boundary. A 64-float embedding row is 256 bytes, so in a table that starts
-    /// here every row covers two whole 128-byte line pairs; the heap's large pinned arrays, aligned to the cache line only,
+    /// Where embedding tables start: a 256-byte boundary. A 64-float row is 256 bytes, so in a table that starts here
+    /// every row covers two whole 128-byte line pairs. The heap's large pinned arrays, aligned to the cache line only,
     /// put every table at 64 mod 256, and every random row then straddled three pairs. W1 pooling-1 training (26 tables,
     /// fused, forward + backward + SGD), three allocations interleaved step by step in one process over 40 s:
     /// 3.49–3.75 ms a step at 64 mod 256 against 3.38–3.66 at 0 and 3.39–3.69 at 128 (~3 % on the means); pooling 32
-    /// within 1 %.
+    /// within 1 %. Only the tables ask for it: nothing else was measured to gain (W4, whose arena tensors have 1,716-byte
+    /// rows, timed within 1 % either way).
     /// </summary>
-    internal const int Alignment = 256;
+    public const int EmbeddingTableAlignmentBytes = 256;
 
     private const int MadvHugepage = 14;
     private const long HugePage = 2L << 20;
@@ -39,19 +43,23 @@ public static class LargeBuffers
     }
 
     /// <summary>
-    /// Like <see cref="Floats"/>, plus room to start the data on a <see cref="Alignment"/> (256-byte) boundary, which is
-    /// also a cache-line and Vector512 boundary: <paramref name="start"/> is the index where the aligned data begins.
-    /// Only pinned (large) buffers can promise that; small ones return start 0.
+    /// Like <see cref="Floats"/>, plus room to start the data on a cache-line (<see cref="CacheLineBytes"/>, Vector512)
+    /// boundary: <paramref name="start"/> is the index where the aligned data begins. Only pinned (large) buffers can
+    /// promise that; small ones return start 0.
     /// </summary>
     public static unsafe float[] AlignedFloats(int length, out int start) => AlignedFloats(length, out start, pinSmall: false);
 
     /// <summary>
     /// As above; with <paramref name="pinSmall"/> a small buffer is also pinned (on the pinned object heap, where the GC
-    /// never moves it) so that its aligned start holds too.
+    /// never moves it) so that its aligned start holds too. <paramref name="alignmentBytes"/>: a power of two from 4 to
+    /// 4096 (default <see cref="CacheLineBytes"/>).
     /// </summary>
-    public static unsafe float[] AlignedFloats(int length, out int start, bool pinSmall)
+    public static unsafe float[] AlignedFloats(int length, out int start, bool pinSmall, int alignmentBytes = CacheLineBytes)
     {
-        const int pad = Alignment / sizeof(float);
+        if (alignmentBytes < sizeof(float) || alignmentBytes > 4096 || (alignmentBytes & (alignmentBytes - 1)) != 0)
+            throw new ArgumentOutOfRangeException(nameof(alignmentBytes), alignmentBytes,
+                $"LargeBuffers.AlignedFloats: alignment must be a power of two from 4 to 4096 bytes, got {alignmentBytes}.");
+        int pad = alignmentBytes / sizeof(float);
         if (length > Array.MaxLength - pad)
         {
             start = 0;
@@ -66,12 +74,12 @@ public static class LargeBuffers
             }
             var small = GC.AllocateArray<float>(length + pad, pinned: true);
             fixed (float* p = small)
-                start = (int)(((Alignment - (long)p % Alignment) % Alignment) / sizeof(float));
+                start = (int)(((alignmentBytes - (long)p % alignmentBytes) % alignmentBytes) / sizeof(float));
             return small;
         }
         var array = Floats(length + pad);
         fixed (float* p = array)
-            start = (int)(((Alignment - (long)p % Alignment) % Alignment) / sizeof(float));
+            start = (int)(((alignmentBytes - (long)p % alignmentBytes) % alignmentBytes) / sizeof(float));
         return array;
     }
 

@@ -46,9 +46,9 @@ public sealed class EmbeddingTable
         Name = name;
         Rows = rows;
         Dim = dim;
-        // Random row gathers: huge pages where the OS allows, and rows starting on a cache line so a
-        // 256-byte row is exactly 4 lines (a misaligned Vector512 load touches two lines).
-        WeightData = LargeBuffers.AlignedFloats(rows * dim, out int start);
+        // Random row gathers: huge pages where the OS allows, and the table starting on a 256-byte boundary, so a
+        // 256-byte row is exactly 4 lines in two whole 128-byte pairs (a misaligned Vector512 load touches two lines).
+        WeightData = LargeBuffers.AlignedFloats(rows * dim, out int start, pinSmall: false, LargeBuffers.EmbeddingTableAlignmentBytes);
         WeightStart = start;
         Weight = new Tensor(new Shape(rows, dim), WeightData, start) { Name = name + ".weight" };
         double bound = Math.Sqrt(1.0 / rows);
