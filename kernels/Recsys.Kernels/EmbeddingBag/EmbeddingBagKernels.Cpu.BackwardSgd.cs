@@ -41,16 +41,16 @@ public static unsafe partial class EmbeddingBagKernels
     private static void BackwardSgdScatter(TablePtr* tables, int tableCount, int batch, int dim, int* idx, int* off, float* psw, bool mean,
         float* dOut, int stride, int offset, float lr, EmbeddingBagWorkspace ws)
     {
-        long lookups = ValidateAllIds(tables, tableCount, batch, dim, idx, off, ws);
-        if (lookups == 0) return;
-
         // One chunk per thread the work is worth; fewer tables than chunks: cut each table into row slices.
+        long lookups = off[tableCount * batch] - off[0];
         int chunks = KernelParallelism.Chunks(lookups, dim + 8);
         if (tableCount == 1 && chunks > 1 && AtMostOneIdPerBag(off, batch))
         {
+            // Checks its ids in its own first pass, each chunk those of its samples.
             BackwardSgdSampleSplit(tables, batch, dim, idx, off, psw, dOut, stride, offset, lr, chunks, ws);
             return;
         }
+        if (ValidateAllIds(tables, tableCount, batch, dim, idx, off, ws) == 0) return;
         int slices = (chunks + tableCount - 1) / tableCount;
         int units = tableCount * slices;
         var body = new SgdScatterBody

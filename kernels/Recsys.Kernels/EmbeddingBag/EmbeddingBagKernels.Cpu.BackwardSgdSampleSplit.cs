@@ -32,9 +32,18 @@ public static unsafe partial class EmbeddingBagKernels
         float* dOut, int stride, int offset, float lr, int chunks, EmbeddingBagWorkspace ws)
     {
         int words = (table->Rows + 63) >> 6;
+        ws.Prepare(1, dim, 0);
         ws.PrepareSampleMarks(chunks, words);
-        var mark = new SampleMarkBody { Indices = idx, Offsets = off, Batch = batch, Words = words, Marks = Ptr(ws.SampleMarks) };
+        long* bad = stackalloc long[chunks];
+        var mark = new SampleMarkBody
+        {
+            Indices = idx, Offsets = off, Batch = batch, Words = words, Marks = Ptr(ws.SampleMarks), Rows = (uint)table->Rows, Bad = bad,
+        };
         KernelParallelism.For(chunks, ref mark);
+        // No row has changed yet: a bad id stops the backward here, reported at its first position.
+        long first = long.MaxValue;
+        for (int c = 0; c < chunks; c++) first = Math.Min(first, bad[c]);
+        if (first != long.MaxValue) throw new EmbeddingIndexOutOfRangeException(0, (int)first, idx[first], table->Rows);
         var body = new SampleSplitBody
         {
             Table = table, Batch = batch, Dim = dim, Indices = idx, Offsets = off, Psw = psw, DOut = dOut + offset,
@@ -43,23 +52,31 @@ public static unsafe partial class EmbeddingBagKernels
         KernelParallelism.For(chunks, ref body);
     }
 
-    /// <summary>Chunk c sets, in its own bitmap, the bit of every row its samples look up.</summary>
+    /// <summary>
+    /// Chunk c checks the ids of its samples and sets, in its own bitmap, the bit of every row they look up: the ids this
+    /// thread pooled in the forward, instead of one thread reading all of them first (half from the other core's cache).
+    /// A bad id ends the chunk's pass with its position in <see cref="Bad"/>[c] (long.MaxValue when all are valid).
+    /// </summary>
     private struct SampleMarkBody : IChunkBody
     {
         public int* Indices, Offsets;
         public int Batch, Words;
+        public uint Rows;
         public ulong* Marks;
+        public long* Bad;
 
         public readonly void Run(int chunk, int chunks)
         {
             ulong* mine = Marks + (long)chunk * Words;
             new Span<ulong>(mine, Words).Clear();
+            Bad[chunk] = long.MaxValue;
             var (s0, s1) = KernelParallelism.Range(Batch, chunks, chunk);
             for (int b = s0; b < s1; b++)
             {
                 int p0 = Offsets[b];
                 if (p0 == Offsets[b + 1]) continue;
                 uint id = (uint)Indices[p0];
+                if (id >= Rows) { Bad[chunk] = p0; return; }
                 mine[id >> 6] |= 1UL << (int)(id & 63);
             }
         }

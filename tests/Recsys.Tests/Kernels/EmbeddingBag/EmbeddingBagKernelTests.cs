@@ -378,6 +378,37 @@ public class EmbeddingBagKernelTests
         Assert.That(TwoSgdSteps(3, rows, idx, off, w, mode, dOut, 13), Is.EqualTo(one), "3 threads vs 1");
     }
 
+    [Test]
+    public void BackwardSgd_OneTableOneIdPerBag_BadIdsInSeveralChunks_ReportsTheFirstAndUpdatesNothing(
+        [Values(1, 2, 3)] int threads, [Values(-1, 5000, int.MaxValue)] int badId)
+    {
+        // The sample-split path checks each chunk's ids in its marking pass: a bad id late in the batch (another chunk's
+        // samples) must not hide an earlier one, and no row may change before the check is complete.
+        const int rows = 5000, batch = 3000;
+        var (idx, off, _) = EmbeddingBagReference.Bags(batch, maxLen: 1, rows: rows, seed: 21);
+        int Nonempty(int from) { int b = from; while (off[b + 1] == off[b]) b++; return b; }
+        int early = Nonempty(1100), late = Nonempty(2900);
+        idx[off[late]] = badId;
+        idx[off[early]] = badId;
+        var w = TestData.Floats(rows * 64, 22);
+        var before = (float[])w.Clone();
+        int saved = KernelParallelism.MaxThreads;
+        try
+        {
+            KernelParallelism.MaxThreads = threads;
+            var ex = Assert.Throws<EmbeddingIndexOutOfRangeException>(() => EmbeddingBagKernels.Backward(w, rows, 64, idx, off, default,
+                PoolingMode.Sum, TestData.Floats(batch * 64, 23), 64, 0, SparseUpdate.Sgd(0.05f), default, default, new EmbeddingBagWorkspace()));
+            Assert.That(ex!.Position, Is.EqualTo(off[early]), "the first bad position");
+            Assert.That(ex.Id, Is.EqualTo(badId));
+            Assert.That(ex.Rows, Is.EqualTo(rows));
+        }
+        finally
+        {
+            KernelParallelism.MaxThreads = saved;
+        }
+        Assert.That(w, Is.EqualTo(before), "no row updated");
+    }
+
     /// <summary>
     /// Tables of one row (alone on two threads: one row slice is empty), a few rows (dense duplicates), one bucket and
     /// several buckets of the coalescing backward.
