@@ -186,6 +186,11 @@ public static partial class GemmKernels
                 RunLongKTransposed(pa, acs, pb, brs, pc, m, n, k, accumulate, pSums);
                 return pSums != null;
             }
+            if (UseKSplitTransposed(ars, acs, bcs, m, n, k, pBias != null || activation != Activation.None) && brs == n)
+            {
+                RunKSplitTransposed(pa, pb, pc, m, n, k, accumulate, pSums);
+                return pSums != null;
+            }
             var body = new GemmBody
             {
                 A = pa, Ars = ars, Acs = acs,

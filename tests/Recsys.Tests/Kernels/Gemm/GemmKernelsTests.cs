@@ -187,10 +187,12 @@ public class GemmKernelsTests
     {
         // (64, 64, 4000) fuses the bias sums into the unpacked product; (20, 33, 300) and (300, 40, 600) (several row
         // and k blocks) take them while packing dY; (8, 200, 3000) splits columns between threads, so only the chunk
-        // with column 0 sums; (4, 40, 50) and (40, 13, 70) take the small-shape paths and a separate column-sum pass.
-        // dB always accumulates.
+        // with column 0 sums; (4, 40, 50) and (40, 13, 70) take the small-shape paths and a separate column-sum pass;
+        // (131, 503, 4133) (a large output, k past twice the range length, tails everywhere) sums fixed ranges of k into
+        // partials, each range's bias sums taken while packing its dY. dB always accumulates.
         int seed = 700;
-        foreach (var (m, n, k) in new[] { (64, 64, 4000), (8, 32, 1000), (20, 33, 300), (300, 40, 600), (8, 200, 3000), (4, 40, 50), (40, 13, 70), (3, 5, 0) })
+        foreach (var (m, n, k) in new[] { (64, 64, 4000), (8, 32, 1000), (20, 33, 300), (300, 40, 600), (8, 200, 3000), (4, 40, 50), (40, 13, 70), (3, 5, 0),
+                     (131, 503, 4133) })
         {
             seed += 7;
             var dy = TestData.Floats(k * m, seed);
@@ -236,11 +238,15 @@ public class GemmKernelsTests
 
     [Test]
     public void LinearWeightGradients_OneVersusSeveralThreads_BitIdentical([Values(2, 3)] int threads,
-        [Values(0, 1, 2, 3)] int shape)
+        [Values(0, 1, 2, 3, 4)] int shape)
     {
         // Row-order tiles (64 x 64), and panel-order tiles whose chunks end inside a tile row (24 x 288: 27 tiles);
-        // the packed path with the bias sums taken while packing, rows split (300 x 40) and columns split (8 x 200).
-        var (m, n, k) = shape switch { 0 => (64, 64, 5000), 1 => (24, 288, 2400), 2 => (300, 40, 600), _ => (8, 200, 3000) };
+        // the packed path with the bias sums taken while packing, rows split (300 x 40) and columns split (8 x 200);
+        // a large output summed over fixed ranges of k (131 x 503, k = 6200: three ranges, one more than 2 threads).
+        var (m, n, k) = shape switch
+        {
+            0 => (64, 64, 5000), 1 => (24, 288, 2400), 2 => (300, 40, 600), 3 => (8, 200, 3000), _ => (131, 503, 6200),
+        };
         var dy = TestData.Floats(k * m, 1);
         var x = TestData.Floats(k * n, 2);
         (float[] W, float[] B) RunWith(int threads)
