@@ -269,6 +269,39 @@ public class GemmKernelsTests
     }
 
     [Test]
+    public void LinearForward_BatchOne_SplitAcrossThreads_SameBitsAsOneThread([Values(2, 3)] int threads)
+    {
+        // A batch-1 layer (415 -> 512 with bias and ReLU, W8's first top layer) is split by output features across the
+        // threads: each output is the same dot product whoever computes it.
+        const int n = 512, k = 415;
+        var x = TestData.Floats(k, 31);
+        var w = TestData.Floats(n * k, 32);
+        var bias = TestData.Floats(n, 33);
+        float[] RunWith(int t)
+        {
+            int saved = KernelParallelism.MaxThreads;
+            try
+            {
+                KernelParallelism.MaxThreads = t;
+                var y = new float[n];
+                GemmKernels.LinearForward(x, w, bias, y, 1, n, k, Activation.Relu);
+                return y;
+            }
+            finally { KernelParallelism.MaxThreads = saved; }
+        }
+        var one = RunWith(1);
+        Assert.That(RunWith(threads), Is.EqualTo(one));
+        var expected = new double[n];
+        for (int j = 0; j < n; j++)
+        {
+            double s = bias[j];
+            for (int p = 0; p < k; p++) s += (double)x[p] * w[j * k + p];
+            expected[j] = Math.Max(0, s);
+        }
+        TestData.AssertClose(one, expected, 1e-4, 1e-5 * (k + 1), "batch-1 forward vs float64");
+    }
+
+    [Test]
     public void MatMul_OneVersusAllThreads_BitIdentical([Values(Layout.NN, Layout.TN, Layout.NT)] Layout layout,
         [Values(263, 600)] int m)
     {
