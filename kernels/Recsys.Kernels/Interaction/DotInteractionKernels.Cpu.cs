@@ -169,40 +169,15 @@ public static unsafe partial class DotInteractionKernels
                 int cols = i0 + rows - 1; // largest j needed + 1
                 for (int c = 0; c < cols; c += 32)
                 {
+                    // The columns still needed decide the width: 32 as two Vector512s, 24 as a Vector512 and a
+                    // Vector256, 16 as one Vector512, 8 as one Vector256 (a Vector256 FMA costs half a Vector512 one
+                    // here). The lanes hold the same sums whatever the width.
+                    int width = cols - c;
                     float* tc = tt + c;
-                    if (c + 16 < cols)
-                    {
-                        Vector512<float> a00 = default, a01 = default, a10 = default, a11 = default;
-                        Vector512<float> a20 = default, a21 = default, a30 = default, a31 = default;
-                        for (int k = 0; k < d; k++, tc += np)
-                        {
-                            var v0 = Vector512.Load(tc);
-                            var v1 = Vector512.Load(tc + 16);
-                            var w0 = Vector512.Create(r0[k]); var w1 = Vector512.Create(r1[k]);
-                            var w2 = Vector512.Create(r2[k]); var w3 = Vector512.Create(r3[k]);
-                            a00 = Vector512.FusedMultiplyAdd(w0, v0, a00); a01 = Vector512.FusedMultiplyAdd(w0, v1, a01);
-                            a10 = Vector512.FusedMultiplyAdd(w1, v0, a10); a11 = Vector512.FusedMultiplyAdd(w1, v1, a11);
-                            a20 = Vector512.FusedMultiplyAdd(w2, v0, a20); a21 = Vector512.FusedMultiplyAdd(w2, v1, a21);
-                            a30 = Vector512.FusedMultiplyAdd(w3, v0, a30); a31 = Vector512.FusedMultiplyAdd(w3, v1, a31);
-                        }
-                        a00.Store(zb + c); a01.Store(zb + c + 16);
-                        a10.Store(zb + np + c); a11.Store(zb + np + c + 16);
-                        a20.Store(zb + 2 * np + c); a21.Store(zb + 2 * np + c + 16);
-                        a30.Store(zb + 3 * np + c); a31.Store(zb + 3 * np + c + 16);
-                    }
-                    else
-                    {
-                        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
-                        for (int k = 0; k < d; k++, tc += np)
-                        {
-                            var v0 = Vector512.Load(tc);
-                            a0 = Vector512.FusedMultiplyAdd(Vector512.Create(r0[k]), v0, a0);
-                            a1 = Vector512.FusedMultiplyAdd(Vector512.Create(r1[k]), v0, a1);
-                            a2 = Vector512.FusedMultiplyAdd(Vector512.Create(r2[k]), v0, a2);
-                            a3 = Vector512.FusedMultiplyAdd(Vector512.Create(r3[k]), v0, a3);
-                        }
-                        a0.Store(zb + c); a1.Store(zb + np + c); a2.Store(zb + 2 * np + c); a3.Store(zb + 3 * np + c);
-                    }
+                    if (width > 24) Columns32(tc, np, d, r0, r1, r2, r3, zb + c, np);
+                    else if (width > 16) Columns24(tc, np, d, r0, r1, r2, r3, zb + c, np);
+                    else if (width > 8) Columns16(tc, np, d, r0, r1, r2, r3, zb + c, np);
+                    else Columns8(tc, np, d, r0, r1, r2, r3, zb + c, np);
                 }
                 for (int r = 0; r < rows; r++)
                 {
@@ -210,6 +185,79 @@ public static unsafe partial class DotInteractionKernels
                     RowMath.Copy(zb + r * np, o + d + i * (i - 1) / 2, i);
                 }
             }
+        }
+
+        /// <summary>Z[r, c..c+32) for the four rows r0..r3: two Vector512 accumulators per row.</summary>
+        private static void Columns32(float* tc, int np, int d, float* r0, float* r1, float* r2, float* r3, float* z, int ldz)
+        {
+            Vector512<float> a00 = default, a01 = default, a10 = default, a11 = default;
+            Vector512<float> a20 = default, a21 = default, a30 = default, a31 = default;
+            for (int k = 0; k < d; k++, tc += np)
+            {
+                var v0 = Vector512.Load(tc);
+                var v1 = Vector512.Load(tc + 16);
+                var w0 = Vector512.Create(r0[k]); var w1 = Vector512.Create(r1[k]);
+                var w2 = Vector512.Create(r2[k]); var w3 = Vector512.Create(r3[k]);
+                a00 = Vector512.FusedMultiplyAdd(w0, v0, a00); a01 = Vector512.FusedMultiplyAdd(w0, v1, a01);
+                a10 = Vector512.FusedMultiplyAdd(w1, v0, a10); a11 = Vector512.FusedMultiplyAdd(w1, v1, a11);
+                a20 = Vector512.FusedMultiplyAdd(w2, v0, a20); a21 = Vector512.FusedMultiplyAdd(w2, v1, a21);
+                a30 = Vector512.FusedMultiplyAdd(w3, v0, a30); a31 = Vector512.FusedMultiplyAdd(w3, v1, a31);
+            }
+            a00.Store(z); a01.Store(z + 16);
+            a10.Store(z + ldz); a11.Store(z + ldz + 16);
+            a20.Store(z + 2 * ldz); a21.Store(z + 2 * ldz + 16);
+            a30.Store(z + 3 * ldz); a31.Store(z + 3 * ldz + 16);
+        }
+
+        /// <summary>Z[r, c..c+24): a Vector512 and a Vector256 accumulator per row.</summary>
+        private static void Columns24(float* tc, int np, int d, float* r0, float* r1, float* r2, float* r3, float* z, int ldz)
+        {
+            Vector512<float> a00 = default, a10 = default, a20 = default, a30 = default;
+            Vector256<float> a01 = default, a11 = default, a21 = default, a31 = default;
+            for (int k = 0; k < d; k++, tc += np)
+            {
+                var v0 = Vector512.Load(tc);
+                var v1 = Vector256.Load(tc + 16);
+                float s0 = r0[k], s1 = r1[k], s2 = r2[k], s3 = r3[k];
+                a00 = Vector512.FusedMultiplyAdd(Vector512.Create(s0), v0, a00); a01 = Vector256.FusedMultiplyAdd(Vector256.Create(s0), v1, a01);
+                a10 = Vector512.FusedMultiplyAdd(Vector512.Create(s1), v0, a10); a11 = Vector256.FusedMultiplyAdd(Vector256.Create(s1), v1, a11);
+                a20 = Vector512.FusedMultiplyAdd(Vector512.Create(s2), v0, a20); a21 = Vector256.FusedMultiplyAdd(Vector256.Create(s2), v1, a21);
+                a30 = Vector512.FusedMultiplyAdd(Vector512.Create(s3), v0, a30); a31 = Vector256.FusedMultiplyAdd(Vector256.Create(s3), v1, a31);
+            }
+            a00.Store(z); a01.Store(z + 16);
+            a10.Store(z + ldz); a11.Store(z + ldz + 16);
+            a20.Store(z + 2 * ldz); a21.Store(z + 2 * ldz + 16);
+            a30.Store(z + 3 * ldz); a31.Store(z + 3 * ldz + 16);
+        }
+
+        /// <summary>Z[r, c..c+16): one Vector512 accumulator per row.</summary>
+        private static void Columns16(float* tc, int np, int d, float* r0, float* r1, float* r2, float* r3, float* z, int ldz)
+        {
+            Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            for (int k = 0; k < d; k++, tc += np)
+            {
+                var v0 = Vector512.Load(tc);
+                a0 = Vector512.FusedMultiplyAdd(Vector512.Create(r0[k]), v0, a0);
+                a1 = Vector512.FusedMultiplyAdd(Vector512.Create(r1[k]), v0, a1);
+                a2 = Vector512.FusedMultiplyAdd(Vector512.Create(r2[k]), v0, a2);
+                a3 = Vector512.FusedMultiplyAdd(Vector512.Create(r3[k]), v0, a3);
+            }
+            a0.Store(z); a1.Store(z + ldz); a2.Store(z + 2 * ldz); a3.Store(z + 3 * ldz);
+        }
+
+        /// <summary>Z[r, c..c+8): one Vector256 accumulator per row.</summary>
+        private static void Columns8(float* tc, int np, int d, float* r0, float* r1, float* r2, float* r3, float* z, int ldz)
+        {
+            Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+            for (int k = 0; k < d; k++, tc += np)
+            {
+                var v0 = Vector256.Load(tc);
+                a0 = Vector256.FusedMultiplyAdd(Vector256.Create(r0[k]), v0, a0);
+                a1 = Vector256.FusedMultiplyAdd(Vector256.Create(r1[k]), v0, a1);
+                a2 = Vector256.FusedMultiplyAdd(Vector256.Create(r2[k]), v0, a2);
+                a3 = Vector256.FusedMultiplyAdd(Vector256.Create(r3[k]), v0, a3);
+            }
+            a0.Store(z); a1.Store(z + ldz); a2.Store(z + 2 * ldz); a3.Store(z + 3 * ldz);
         }
 
         /// <summary>Without Vector512: T copied into one block, then one dot product per pair.</summary>
