@@ -47,14 +47,14 @@ public static class LargeBuffers
     /// boundary: <paramref name="start"/> is the index where the aligned data begins. Only pinned (large) buffers can
     /// promise that; small ones return start 0.
     /// </summary>
-    public static unsafe float[] AlignedFloats(int length, out int start) => AlignedFloats(length, out start, pinSmall: false);
+    public static float[] AlignedFloats(int length, out int start) => AlignedFloats(length, out start, pinSmall: false);
 
     /// <summary>
     /// As above; with <paramref name="pinSmall"/> a small buffer is also pinned (on the pinned object heap, where the GC
     /// never moves it) so that its aligned start holds too. <paramref name="alignmentBytes"/>: a power of two from 4 to
     /// 4096 (default <see cref="CacheLineBytes"/>).
     /// </summary>
-    public static unsafe float[] AlignedFloats(int length, out int start, bool pinSmall, int alignmentBytes = CacheLineBytes)
+    public static float[] AlignedFloats(int length, out int start, bool pinSmall, int alignmentBytes = CacheLineBytes)
     {
         if (alignmentBytes < sizeof(float) || alignmentBytes > 4096 || (alignmentBytes & (alignmentBytes - 1)) != 0)
             throw new ArgumentOutOfRangeException(nameof(alignmentBytes), alignmentBytes,
@@ -73,14 +73,19 @@ public static class LargeBuffers
                 return new float[length];
             }
             var small = GC.AllocateArray<float>(length + pad, pinned: true);
-            fixed (float* p = small)
-                start = (int)(((alignmentBytes - (long)p % alignmentBytes) % alignmentBytes) / sizeof(float));
+            start = AlignedStart(small, alignmentBytes);
             return small;
         }
         var array = Floats(length + pad);
-        fixed (float* p = array)
-            start = (int)(((alignmentBytes - (long)p % alignmentBytes) % alignmentBytes) / sizeof(float));
+        start = AlignedStart(array, alignmentBytes);
         return array;
+    }
+
+    /// <summary>The first index of pinned <paramref name="array"/> whose address is a multiple of <paramref name="alignmentBytes"/>.</summary>
+    private static unsafe int AlignedStart(float[] array, int alignmentBytes)
+    {
+        fixed (float* p = array)
+            return (int)(((alignmentBytes - (long)p % alignmentBytes) % alignmentBytes) / sizeof(float));
     }
 
     private static unsafe void AdviseHugePages(float[] array)

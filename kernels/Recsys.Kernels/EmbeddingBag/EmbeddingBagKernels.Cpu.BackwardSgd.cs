@@ -50,7 +50,8 @@ public static unsafe partial class EmbeddingBagKernels
             BackwardSgdSampleSplit(tables, batch, dim, idx, off, psw, dOut, stride, offset, lr, chunks, ws);
             return;
         }
-        if (ValidateAllIds(tables, tableCount, batch, dim, idx, off, ws) == 0) return;
+        ValidateAllIds(tables, tableCount, batch, dim, idx, off, ws);
+        if (lookups == 0) return;
         int slices = (chunks + tableCount - 1) / tableCount;
         int units = tableCount * slices;
         var body = new SgdScatterBody

@@ -26,8 +26,9 @@ public static partial class GemmKernels
     /// </summary>
     private const long KSplitMinOutput = LongKMaxOutput + 1, KSplitMaxOutput = 1L << 20;
 
-    private static bool UseKSplitTransposed(long ars, long acs, long bcs, int m, int n, int k, bool hasEpilogue) =>
-        ars == 1 && acs == m && bcs == 1 && !hasEpilogue && k >= 2 * KSplitRangeK
+    /// <summary>True when C[m,n] (+)= Aᵀ·B (A stored [k, m], B stored [k, n], both row-major, no epilogue) is split by k.</summary>
+    private static bool UseKSplitTransposed(long ars, long acs, long brs, long bcs, int m, int n, int k, bool hasEpilogue) =>
+        ars == 1 && acs == m && brs == n && bcs == 1 && !hasEpilogue && k >= 2 * KSplitRangeK
         && (long)m * n >= KSplitMinOutput && (long)m * n <= KSplitMaxOutput;
 
     /// <summary>First k of range <paramref name="r"/> of <paramref name="ranges"/>: a multiple of KC, so each range is whole k blocks.</summary>

@@ -186,7 +186,7 @@ public static partial class GemmKernels
                 RunLongKTransposed(pa, acs, pb, brs, pc, m, n, k, accumulate, pSums);
                 return pSums != null;
             }
-            if (UseKSplitTransposed(ars, acs, bcs, m, n, k, pBias != null || activation != Activation.None) && brs == n)
+            if (UseKSplitTransposed(ars, acs, brs, bcs, m, n, k, pBias != null || activation != Activation.None))
             {
                 RunKSplitTransposed(pa, pb, pc, m, n, k, accumulate, pSums);
                 return pSums != null;
