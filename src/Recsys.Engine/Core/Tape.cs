@@ -6,12 +6,26 @@ namespace Recsys.Engine.Core;
 public delegate void BackwardFn(Tape tape, in TapeEntry entry);
 
 /// <summary>
+/// Backward rules of several recorded ops of one kind run together (see <see cref="TapeEntry.BackwardGroup"/>).
+/// <paramref name="entries"/> are consecutive entries in recording order, each of which received a gradient; the effect
+/// must be that of running their <see cref="TapeEntry.Backward"/> rules one by one, from the last entry to the first.
+/// </summary>
+public delegate void BackwardGroupFn(Tape tape, ReadOnlySpan<TapeEntry> entries);
+
+/// <summary>
 /// One recorded op: its backward rule and what forward saved for it. A value type with a few fixed
 /// slots, so recording allocates nothing (backward rules are static lambdas, cached by the compiler).
 /// </summary>
 public struct TapeEntry
 {
     public BackwardFn Backward;
+    /// <summary>
+    /// Optional: when set, a run of consecutive entries with the same group rule hands its backward to that rule in one
+    /// call instead of to each <see cref="Backward"/> in turn. Only for ops whose backward gives no gradient to any
+    /// tensor another entry of the run reads (the fused embedding update: it changes its own tables and nothing else),
+    /// so the rule may run the entries concurrently.
+    /// </summary>
+    public BackwardGroupFn? BackwardGroup;
     public Tensor? Output;
     public Tensor? A, B, C, D, E;
     /// <summary>Op-specific saved objects (index batches, module references, ...): two slots, so an op that saves two
@@ -31,6 +45,7 @@ public sealed class Tape
 {
     private TapeEntry[] _entries = new TapeEntry[64];
     private int _count;
+    private TapeEntry[] _group = new TapeEntry[8]; // the entries of one backward group, reused
 
     public TensorArena Arena { get; }
 
@@ -219,24 +234,69 @@ public sealed class Tape
         for (int i = _count - 1; i >= 0; i--)
         {
             ref readonly var e = ref _entries[i];
-            // Skip ops whose output received no gradient: nothing downstream of the loss used them.
-            if (e.Output is not null && e.Output.Grad is null && e.Output.Owner is null) continue;
-            if (Profile is { } profile)
+            if (e.BackwardGroup is { } group)
             {
-                long start = System.Diagnostics.Stopwatch.GetTimestamp();
-                e.Backward(this, in e);
-                profile.AddBackward(e.Backward, System.Diagnostics.Stopwatch.GetTimestamp() - start);
+                int first = i;
+                while (first > 0 && _entries[first - 1].BackwardGroup == group) first--;
+                if (first < i)
+                {
+                    RunGroup(group, first, i);
+                    i = first;
+                    continue;
+                }
             }
-            else
-            {
-                e.Backward(this, in e);
-            }
+            if (ReceivedGradient(e)) Run(e);
         }
         // Backward consumes the recorded ops (as PyTorch frees its graph): a second Backward on this tape
         // sees only ops recorded after this one, so no backward rule — in particular a fused embedding
         // update — ever runs twice. The arena is kept: gradients stay readable until Reset.
         Array.Clear(_entries, 0, _count);
         _count = 0;
+    }
+
+    /// <summary>Ops whose output received no gradient are skipped: nothing downstream of the loss used them.</summary>
+    private static bool ReceivedGradient(in TapeEntry e) => e.Output is null || e.Output.Grad is not null || e.Output.Owner is not null;
+
+    private void Run(in TapeEntry e)
+    {
+        if (Profile is { } profile)
+        {
+            long start = System.Diagnostics.Stopwatch.GetTimestamp();
+            e.Backward(this, in e);
+            profile.AddBackward(e.Backward, System.Diagnostics.Stopwatch.GetTimestamp() - start);
+        }
+        else
+        {
+            e.Backward(this, in e);
+        }
+    }
+
+    /// <summary>Entries first..last (recording order) that share <paramref name="group"/>: those that received a gradient go to it together.</summary>
+    private void RunGroup(BackwardGroupFn group, int first, int last)
+    {
+        if (_group.Length < last - first + 1) _group = new TapeEntry[Math.Max(_group.Length * 2, last - first + 1)];
+        int n = 0;
+        for (int k = first; k <= last; k++)
+            if (ReceivedGradient(_entries[k])) _group[n++] = _entries[k];
+        try
+        {
+            if (n == 1) Run(_group[0]);
+            else if (n > 1)
+            {
+                long start = System.Diagnostics.Stopwatch.GetTimestamp();
+                group(this, _group.AsSpan(0, n));
+                // The group's time goes to its op, once per entry, so the per-op table still counts calls.
+                if (Profile is { } profile)
+                {
+                    long ticks = System.Diagnostics.Stopwatch.GetTimestamp() - start;
+                    for (int k = 0; k < n; k++) profile.AddBackward(_group[k].Backward, k == 0 ? ticks : 0);
+                }
+            }
+        }
+        finally
+        {
+            Array.Clear(_group, 0, n); // the copies must not keep the step's tensors alive
+        }
     }
 
     /// <summary>Forgets all entries and recycles the arena: call once per step, after the optimizer.</summary>

@@ -121,22 +121,31 @@ public sealed partial class EmbeddingBagCollection : Module
     }
 
     /// <summary>Backward of <see cref="ForwardInto"/> given dOutput [B, F, D]: fused update, or collect into <see cref="LastSparseGradients"/>.</summary>
-    internal void Backward(KeyedJagged ids, ReadOnlySpan<float> dOutput)
+    internal void Backward(KeyedJagged ids, ReadOnlySpan<float> dOutput) => RunBackward(ids, dOutput, PrepareBackward());
+
+    /// <summary>
+    /// The first half of a backward, on the calling thread: advances the optimizer's step (so a group of backwards draws
+    /// its steps in the order they would run one by one) and makes any optimizer state the tables still lack.
+    /// </summary>
+    internal SparseUpdate PrepareBackward()
     {
-        int dim = Dim;
-        int b = ids.BatchSize;
-        var opt = Optimizer;
-        var update = opt is null ? SparseUpdate.Collect : opt.NextStep();
+        var update = Optimizer is { } opt ? opt.NextStep() : SparseUpdate.Collect;
         for (int f = 0; f < _tables.Length; f++)
         {
             _tables[f].EnsureState(update.Kind);
             _state1[f] = _tables[f].State1;
             _state2[f] = _tables[f].State2;
         }
+        return update;
+    }
+
+    /// <summary>The second half: the kernel, which touches this collection's tables, state and workspace only.</summary>
+    internal void RunBackward(KeyedJagged ids, ReadOnlySpan<float> dOutput, in SparseUpdate update)
+    {
         try
         {
-            EmbeddingBagKernels.BackwardTables(_weights, _rows, dim, b, ids.Values, BagOffsets(ids), PerIdWeights(ids), Pooling, dOutput, _tables.Length * dim, 0,
-                update, _state1, _state2, _workspace, _weightStarts);
+            EmbeddingBagKernels.BackwardTables(_weights, _rows, Dim, ids.BatchSize, ids.Values, BagOffsets(ids), PerIdWeights(ids), Pooling, dOutput,
+                _tables.Length * Dim, 0, update, _state1, _state2, _workspace, _weightStarts);
         }
         catch (EmbeddingIndexOutOfRangeException e)
         {

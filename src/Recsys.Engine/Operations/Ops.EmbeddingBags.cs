@@ -26,6 +26,9 @@ public static partial class Ops
             tape.Record(new TapeEntry
             {
                 Backward = static (t, in e) => EmbeddingBagsBackward(e.Output!, (EmbeddingBagCollection)e.State!, (KeyedJagged)e.State2!),
+                // Lookups of several collections in a row (one per feature) update their tables together, each
+                // collection whole on one thread: see EmbeddingBackwardGroup.
+                BackwardGroup = static (t, entries) => EmbeddingBagsBackwardGroup(entries),
                 Output = y,
                 State = collection,
                 State2 = ids,
@@ -38,5 +41,14 @@ public static partial class Ops
     {
         if (y.Grad is null) return;
         collection.Backward(ids, y.Grad.ReadOnlySpan);
+    }
+
+    private static void EmbeddingBagsBackwardGroup(ReadOnlySpan<TapeEntry> entries)
+    {
+        var group = EmbeddingBackwardGroup.Begin();
+        // The tape passes them in recording order; one by one they would run from the last.
+        for (int k = entries.Length - 1; k >= 0; k--)
+            group.Add((EmbeddingBagCollection)entries[k].State!, (KeyedJagged)entries[k].State2!, entries[k].Output!.Grad!);
+        group.Run();
     }
 }

@@ -141,4 +141,40 @@ public class KernelParallelismTests
         Assert.That(allocated, Is.Zero);
         Assert.That(body.Partial, Is.EqualTo(new long[] { 1100, 2200 }));
     }
+
+    /// <summary>Records, per chunk, how many chunks a kernel called from inside it would use.</summary>
+    private struct NestedChunksBody : IChunkBody
+    {
+        public int[] NestedChunks;
+
+        public void Run(int chunk, int chunks) => NestedChunks[chunk] = KernelParallelism.Chunks(1_000_000, 1_000);
+    }
+
+    [Test]
+    public void ForIndependent_KernelsCalledInsideAChunkRunInOneChunk_AndOutsideSplitAgain([Values(2, 3)] int threads)
+    {
+        KernelParallelism.MaxThreads = threads;
+        var body = new NestedChunksBody { NestedChunks = new int[threads] };
+        KernelParallelism.ForIndependent(threads, ref body);
+        Assert.That(body.NestedChunks, Is.All.EqualTo(1), "a kernel inside a chunk of ForIndependent must run in one chunk");
+        Assert.That(KernelParallelism.Chunks(1_000_000, 1_000), Is.EqualTo(threads), "after it, the caller splits again");
+
+        var plain = new NestedChunksBody { NestedChunks = new int[threads] };
+        KernelParallelism.For(threads, ref plain);
+        Assert.That(plain.NestedChunks, Is.All.EqualTo(threads), "For leaves nested chunk counts alone");
+    }
+
+    [Test]
+    public void ForIndependent_ChunkThrows_RethrownAndTheThreadsSplitAgainAfterwards()
+    {
+        KernelParallelism.MaxThreads = 2;
+        var body = new ThrowingBody { Finished = new int[1] };
+        var ex = Assert.Throws<InvalidOperationException>(() => KernelParallelism.ForIndependent(2, ref body));
+        Assert.That(body.Finished[0], Is.EqualTo(1), "the other chunk still ran");
+        Assert.That(ex!.Message, Is.EqualTo("chunk 1 failed"));
+        Assert.That(KernelParallelism.Chunks(1_000_000, 1_000), Is.EqualTo(2));
+        var check = new NestedChunksBody { NestedChunks = new int[2] };
+        KernelParallelism.For(2, ref check);
+        Assert.That(check.NestedChunks, Is.All.EqualTo(2), "no thread may be left in the one-chunk mode");
+    }
 }
