@@ -127,16 +127,12 @@ public static unsafe partial class EmbeddingBagKernels
         for (int c = 0; c < chunks; c++) bad[c] = long.MaxValue;
         var body = new ForwardBody
         {
-            Tables = tables, TableCount = tableCount, Batch = batch, Dim = dim, Indices = idx, Offsets = off, Psw = psw, Mean = mode == PoolingMode.Mean,
+            Tables = tables, Batch = batch, Dim = dim, Indices = idx, Offsets = off, Psw = psw, Mean = mode == PoolingMode.Mean,
             Output = output, Stride = stride, Offset = offset, Items = items, Bad = bad, IndexEnd = off[items],
-            SampleOrder = lookups <= (long)ShortBagLength * items,
         };
-        // Short bags and at least a table per chunk: each chunk pools whole tables, sample by sample — the same tables
-        // whose rows it updates in the fused-SGD backward (BackwardSgdScatter gives each chunk whole tables). When the
-        // host puts the two threads where core-to-core transfers are slow (~300 ns round trips), the backward's writes
-        // to rows the other core had just read cost W1 pooling 1 (fused, forward + backward + SGD) 6.6–7.3 ms instead of
-        // 4.7–4.8 this way; with fast transfers the split by (sample, table) items measured 4.1–4.3 against 4.3–4.5.
-        body.TablesPerChunk = body.SampleOrder && tableCount >= chunks;
+        // Chunks are contiguous runs of table-major bags: with two chunks and an even table count each pools whole
+        // tables, the same ones whose rows it updates in the fused-SGD backward (BackwardSgdScatter gives each chunk
+        // whole tables), so no row it writes there was last read into the other core's caches.
         KernelParallelism.For(chunks, ref body);
         long first = long.MaxValue;
         for (int c = 0; c < chunks; c++) first = Math.Min(first, bad[c]);
@@ -152,129 +148,88 @@ public static unsafe partial class EmbeddingBagKernels
     }
 
     /// <summary>
-    /// Pools bags (f, b) of chunk <c>chunk</c>: table by table (<see cref="TableOrder"/>) or, for short bags, sample by
-    /// sample (<see cref="SampleOrderRun"/>; see <see cref="ShortBagLength"/>).
+    /// Pools bags (f, b) of chunk <c>chunk</c> in table-major order: a table's bags, hence its ids, are consecutive, so the
+    /// ids and offsets are read as two streams and the row prefetch runs ahead across bag boundaries.
+    /// <para>
+    /// Short bags used to be pooled sample by sample (all of a thread's tables for sample b, then b+1), which writes the
+    /// [B, F, D] output in longer runs but reads the ids of every table as a stream of its own and prefetched only each
+    /// bag's first row. Measured against it in one process, steps interleaved (W1, 26 tables of 100k x 64, batch 4096):
+    /// pooling 1 forward 1.63 → 0.82 ms, pooling 1 forward + SGD backward 3.19 → 2.43 ms, pooling 3 forward 19.1 → 6.5 ms.
+    /// </para>
     /// </summary>
     private struct ForwardBody : IChunkBody
     {
         public TablePtr* Tables;
-        public int TableCount, Batch, Dim, Items, Stride, Offset, IndexEnd;
+        public int Batch, Dim, Items, Stride, Offset, IndexEnd;
         public int* Indices, Offsets;
         public float* Psw, Output;
-        public bool Mean, SampleOrder, TablesPerChunk;
+        public bool Mean;
         public long* Bad;
 
         public readonly void Run(int chunk, int chunks)
         {
-            if (SampleOrder) SampleOrderRun(chunk, chunks);
-            else TableOrder(chunk, chunks);
-        }
-
-        private readonly void TableOrder(int chunk, int chunks)
-        {
-            // Fields copied to locals (see SampleOrderRun): no reloads after every store through a pointer.
+            // Fields are copied to locals: the row stores go through raw pointers, which the JIT must assume may alias
+            // this struct, so field reads inside the loop would be reloaded after every store.
             TablePtr* tables = Tables;
             int batch = Batch, dim = Dim, stride = Stride, offset = Offset, indexEnd = IndexEnd;
             int* indices = Indices, offsets = Offsets;
             float* psw = Psw, output = Output;
-            bool mean = Mean;
+            bool mean = Mean, rowCopy = dim == 64 && psw == null && Vector512.IsHardwareAccelerated;
+            // A large output bypasses the caches (non-temporal stores): it would not stay in them anyway, and a normal store
+            // first reads each line it writes (W1 pooling 1, 27 MB of output: 0.95 → 0.82 ms in table order, 2.10 → 1.66
+            // in the sample order before it). A small one is written normally: the next op reads it while it is cached.
+            bool nt = rowCopy && Avx512F.IsSupported && ((nint)(output + offset) & 63) == 0 && stride % 16 == 0
+                && (long)Batch * stride * sizeof(float) >= NonTemporalOutputBytes;
             var (start, end) = KernelParallelism.Range(Items, chunks, chunk);
             int f = start / batch, b = start - f * batch;
-            // Bags of one table are consecutive in the indices: PoolBag's row prefetch runs ahead across bag
-            // boundaries up to the end of this chunk's part of the table.
+            // Bags of one table are consecutive in the indices: row prefetches run ahead across bag boundaries up to
+            // the end of this chunk's part of the table.
             int tableEnd = offsets[Math.Min((f + 1) * batch, end)];
             for (int i = start; i < end; i++)
             {
-                // Rows are random gathers from tables far larger than the caches: also ask for the first row of a
-                // bag a few bags ahead, which covers short bags. A hint only, see the sample-major body.
-                int ahead = i + BagPrefetchDistance;
-                if (ahead < end)
-                {
-                    int pos = offsets[ahead];
-                    if (pos < indexEnd) PrefetchRow(tables[ahead / batch].Weight + (uint)indices[pos] * (long)dim, dim);
-                }
                 TablePtr* t = tables + f;
                 float* dst = output + (long)b * stride + offset + (long)f * dim;
-                int badPos = PoolBag(t->Weight, t->Rows, dim, indices, offsets[i], offsets[i + 1], tableEnd, psw, mean, dst);
-                if (badPos >= 0) { Bad[chunk] = badPos; return; }
+                int p0 = offsets[i], p1 = offsets[i + 1];
+                int badPos;
+                if (rowCopy && p1 - p0 == 1)
+                {
+                    // Pooling 1 (every DLRM's case): the bag is its row. Ask for the row RowPrefetchDistance bags ahead.
+                    if (p0 + RowPrefetchDistance < tableEnd) PrefetchRow(t->Weight + (uint)indices[p0 + RowPrefetchDistance] * 64L, 64);
+                    badPos = PoolBagOrCopyRow(t, dim, indices, p0, p1, psw, mean, rowCopy, nt, dst);
+                }
+                else
+                {
+                    // Rows are random gathers from tables far larger than the caches: also ask for the first row of a
+                    // bag a few bags ahead, which covers short bags. A hint only: no check that the bag is non-empty or
+                    // the id in range (a prefetch never faults); only the read of the id must stay inside the indices.
+                    int ahead = i + BagPrefetchDistance;
+                    if (ahead < end)
+                    {
+                        int pos = offsets[ahead];
+                        if (pos < indexEnd) PrefetchRow(tables[ahead / batch].Weight + (uint)indices[pos] * (long)dim, dim);
+                    }
+                    badPos = PoolBag(t->Weight, t->Rows, dim, indices, p0, p1, tableEnd, psw, mean, dst);
+                }
+                if (badPos >= 0) { Bad[chunk] = badPos; break; }
                 if (++b == batch) { b = 0; f++; tableEnd = offsets[Math.Min((f + 1) * batch, end)]; }
             }
-        }
-
-        /// <summary>Sample-order pooling for short bags: item i is bag (f = i mod F, b = i / F), prefetched a fixed distance ahead.</summary>
-        private readonly void SampleOrderRun(int chunk, int chunks)
-        {
-            // Fields are copied to locals: the row stores go through raw pointers, which the JIT must assume may
-            // alias this struct, so field reads inside the loop would be reloaded after every store.
-            TablePtr* tables = Tables;
-            int tableCount = TableCount, batch = Batch, dim = Dim, stride = Stride, offset = Offset, indexEnd = IndexEnd;
-            int* indices = Indices, offsets = Offsets;
-            float* psw = Psw, output = Output;
-            bool mean = Mean, rowCopy = dim == 64 && psw == null && Vector512.IsHardwareAccelerated;
-            // A large output bypasses the caches (non-temporal stores): it would not stay in them anyway, and a normal store
-            // first reads each line it writes (W1 pooling 1, 27 MB of output: 1.7–2.1 → 1.4 ms). A small one is written
-            // normally, because the next op reads it while it is still cached.
-            bool nt = rowCopy && Avx512F.IsSupported && ((nint)(output + offset) & 63) == 0 && stride % 16 == 0
-                && (long)Batch * stride * sizeof(float) >= NonTemporalOutputBytes;
-            long bad = long.MaxValue;
-            // The chunk's bags, walked sample by sample over tables [fLo, fHi): either a run of (sample, table) items
-            // across all tables, or (TablesPerChunk) whole tables for every sample — the tables whose rows this thread
-            // will also update in a fused-SGD backward, so no row it writes was last read into the other core's caches.
-            int fLo = 0, fHi = tableCount, first, count;
-            if (TablesPerChunk)
-            {
-                (fLo, fHi) = KernelParallelism.Range(tableCount, chunks, chunk);
-                first = 0;
-                count = batch * (fHi - fLo);
-            }
-            else
-            {
-                var (start, end) = KernelParallelism.Range(Items, chunks, chunk);
-                first = start;
-                count = end - start;
-            }
-            int width = fHi - fLo;
-            int b = first / width, f = fLo + first % width;
-            const int dist = SampleMajorPrefetchDistance;
-            int ab = (first + dist) / width, af = fLo + (first + dist) % width;
-            for (int i = 0; i < count; i++)
-            {
-                if (i + dist < count)
-                {
-                    // A hint only: no check that the bag is non-empty or the id in range (a prefetch never faults,
-                    // and an empty bag's position is the next bag's first id); only the read of the id itself
-                    // must stay inside the indices.
-                    int pos = offsets[af * batch + ab];
-                    if (pos < indexEnd) PrefetchRow(tables[af].Weight + (uint)indices[pos] * (long)dim, dim);
-                }
-                if (++af == fHi) { af = fLo; ab++; }
-                TablePtr* t = tables + f;
-                int bag = f * batch + b;
-                float* dst = output + (long)b * stride + offset + (long)f * dim;
-                int p0 = offsets[bag], p1 = offsets[bag + 1];
-                int badPos = PoolBagOrCopyRow(t, dim, indices, p0, p1, psw, mean, rowCopy, nt, dst);
-                if (badPos >= 0) bad = Math.Min(bad, badPos);
-                if (++f == fHi) { f = fLo; b++; }
-            }
             if (nt) Sse.StoreFence(); // non-temporal stores are weakly ordered: make them visible before the chunk reports done
-            Bad[chunk] = bad;
         }
     }
 
     /// <summary>
-    /// Bags at most this long on average are pooled sample by sample (all tables of sample b, then b+1), longer ones
-    /// table by table. Short bags are dominated by the output write: in sample order the [B, F, D] output is written
-    /// sequentially instead of with an F·D stride (W1 pooling 1, 26 x 100k x 64: 27 → 37 M lookups/s). Long bags are
-    /// dominated by row reads, which hit the caches more often when one table is read at a time (pooling 32: table
-    /// order 70 M lookups/s, sample order 54 M).
+    /// Bags at most this long on average are walked sample by sample by the SGD backward (all of a thread's tables for
+    /// sample b, then b-1), longer ones table by table. The forward pools every bag length in table order (see
+    /// <see cref="ForwardBody"/>); walking the backward in table order too measured faster on W1 (26 uniform tables,
+    /// 2.43 → 2.13 ms a pooling-1 step) but slower on W6's DLRM step (EmbeddingBags backward 4.6 → 7.1–7.8 ms at batch
+    /// 4096, 0.39–0.45 → 0.57–0.64 at 256, per-op profile), so the backward keeps its sample order for short bags.
     /// </summary>
     private const int ShortBagLength = 4;
 
     /// <summary>
-    /// How many bags ahead the sample-order forward prefetches a row (and, divided by the tables a thread walks, how many
-    /// samples ahead the sample-order SGD backward does). W1 pooling 1 (26 tables, 13 per thread), `bench --workloads W1`
-    /// over five interleaved runs each: fused forward median 1.42 ms at 32 bags, 1.30 at 16, 1.27 at 64; the training step
-    /// 3.89 / 3.79 / 3.77 ms.
+    /// How many bags ahead, divided by the tables a thread walks, the sample-order SGD backward prefetches a sample's rows.
+    /// Measured when the forward also ran in sample order with this distance (W1 pooling 1, 26 tables, 13 per thread,
+    /// `bench --workloads W1`, five interleaved runs each): the training step 3.89 / 3.79 / 3.77 ms at 32 / 16 / 64.
     /// </summary>
     private const int SampleMajorPrefetchDistance = 64;
 

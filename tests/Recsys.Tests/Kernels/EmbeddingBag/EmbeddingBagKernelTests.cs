@@ -674,13 +674,16 @@ public class EmbeddingBagKernelTests
     }
 
     [Test]
-    public void ForwardTables_ShortBags_TablesPerChunk_MatchReferenceAndOneThreadBits([Values(13, 64)] int dim, [Values(2, 3)] int threads)
+    public void ForwardTables_ShortBags_SeveralChunks_MatchReferenceAndOneThreadBits([Values(13, 64)] int dim, [Values(2, 3)] int threads,
+        [Values(false, true)] bool weighted)
     {
-        // Five tables of short bags (0..3 ids), enough work for several chunks: each chunk pools whole tables sample by
-        // sample (3 threads: tables split 1/2/2). Output [B, 5, dim] poisoned with NaN first.
+        // Five tables of short bags (0..3 ids), enough work for several chunks of table-major bags, so a table is split
+        // between chunks (5 tables on 2 or 3 threads). D = 64 without weights takes the one-row copy for one-id bags,
+        // between pooled bags of 0, 2 and 3 ids. Output [B, 5, dim] poisoned with NaN first.
         const int rows = 400, batch = 900, tables = 5;
         var weights = Enumerable.Range(0, tables).Select(f => TestData.Floats(rows * dim, 60 + f)).ToArray();
-        var (idx, off, psw) = EmbeddingBagReference.Bags(tables * batch, 3, rows, seed: 61);
+        var (idx, off, w) = EmbeddingBagReference.Bags(tables * batch, 3, rows, seed: 61);
+        var psw = weighted ? w : null;
         float[] RunWith(int n)
         {
             int saved = KernelParallelism.MaxThreads;
