@@ -245,6 +245,16 @@ public static unsafe partial class EmbeddingBagKernels
     private const int RowPrefetchDistance = 32;
 
     /// <summary>
+    /// How many ids ahead <see cref="PoolBag"/> asks for a row while it sums a bag (and on across the next bags of the
+    /// table). Longer than <see cref="RowPrefetchDistance"/>, which the pooling-1 copies and the SGD backward use: a long
+    /// bag's sum is a chain of dependent adds, so the loads of the rows in flight have to cover more time. W1 pooling 32
+    /// fused forward, steps interleaved in one process, three sessions: 32 ids 13.8 / 14.9 / 15.8 ms, 64 ids 12.8 / 14.3
+    /// / 15.4 (128 about the same as 64, 16 ids 17.8). The training steps (pooling 1 and 32) and the pooling-1 forward
+    /// measured the same or slower at 64, so they keep 32.
+    /// </summary>
+    private const int PoolRowPrefetchDistance = 64;
+
+    /// <summary>
     /// The first position p in [start, end) with idx[p] outside [0, rows), or -1: 16 ids per compare (as unsigned, so
     /// negative ids fail too), then one by one for the tail or to find the bad one inside a failing block. Ids are
     /// checked on every lookup call (3.4M per W1 pooling-32 step: a scalar loop took 1.0 ms, this 0.15 ms).
@@ -311,7 +321,7 @@ public static unsafe partial class EmbeddingBagKernels
         => PoolBag(w, rows, dim, idx, start, end, end, psw, mean, dst);
 
     /// <summary>
-    /// As above; rows are prefetched <see cref="RowPrefetchDistance"/> ids ahead up to <paramref name="prefetchEnd"/>
+    /// As above; rows are prefetched <see cref="PoolRowPrefetchDistance"/> ids ahead up to <paramref name="prefetchEnd"/>
     /// (≥ end): when the following bags of the same table come next in <paramref name="idx"/>, the prefetch runs on
     /// across the bag boundary, so a bag's first rows are already on their way when it starts.
     /// </summary>
@@ -340,7 +350,7 @@ public static unsafe partial class EmbeddingBagKernels
                 {
                     for (int p = start; p < end; p++)
                     {
-                        if (p + RowPrefetchDistance < prefetchEnd) PrefetchRow(w + (uint)idx[p + RowPrefetchDistance] * ld + c, dim - c);
+                        if (p + PoolRowPrefetchDistance < prefetchEnd) PrefetchRow(w + (uint)idx[p + PoolRowPrefetchDistance] * ld + c, dim - c);
                         float* r = w + idx[p] * ld + c;
                         a0 += Vector512.Load(r); a1 += Vector512.Load(r + 16);
                         a2 += Vector512.Load(r + 32); a3 += Vector512.Load(r + 48);
