@@ -321,6 +321,37 @@ public static unsafe partial class EmbeddingBagKernels
         => PoolBag(w, rows, dim, idx, start, end, end, psw, mean, dst);
 
     /// <summary>
+    /// <see cref="PoolBag"/> for the common case, D = 64 without per-id weights: the sum of a bag's 256-byte rows in four
+    /// Vector512 registers, in position order (the same bits as the general loop). The loop is split where the prefetch
+    /// would run past <paramref name="prefetchEnd"/>, so its body has no branch but the loop's own: the general loop,
+    /// with a bounds test and three width tests per row, spilled a bound to the stack and took five jumps a row. W1
+    /// pooling 32, steps interleaved in one process: forward 17.1 → 15.6 ms (100k-row tables) and 4.53 → 4.00 ms (100-row
+    /// tables, all in L1); forward + SGD backward 43.9 → 41.9 ms.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void SumRows64(float* w, int* idx, int start, int end, int prefetchEnd, float scale, bool mean, float* dst)
+    {
+        var a0 = Vector512<float>.Zero; var a1 = a0; var a2 = a0; var a3 = a0;
+        int p = start;
+        int prefetchStop = Math.Min(end, prefetchEnd - PoolRowPrefetchDistance);
+        for (; p < prefetchStop; p++)
+        {
+            // A hint only: the id ahead is not checked (a prefetch never faults).
+            float* q = w + (nint)(uint)idx[p + PoolRowPrefetchDistance] * 64;
+            Sse.Prefetch1(q); Sse.Prefetch1(q + 16); Sse.Prefetch1(q + 32); Sse.Prefetch1(q + 48);
+            float* r = w + (nint)(uint)idx[p] * 64;
+            a0 += Vector512.Load(r); a1 += Vector512.Load(r + 16); a2 += Vector512.Load(r + 32); a3 += Vector512.Load(r + 48);
+        }
+        for (; p < end; p++)
+        {
+            float* r = w + (nint)(uint)idx[p] * 64;
+            a0 += Vector512.Load(r); a1 += Vector512.Load(r + 16); a2 += Vector512.Load(r + 32); a3 += Vector512.Load(r + 48);
+        }
+        if (mean) { var sv = Vector512.Create(scale); a0 *= sv; a1 *= sv; a2 *= sv; a3 *= sv; }
+        a0.Store(dst); a1.Store(dst + 16); a2.Store(dst + 32); a3.Store(dst + 48);
+    }
+
+    /// <summary>
     /// As above; rows are prefetched <see cref="PoolRowPrefetchDistance"/> ids ahead up to <paramref name="prefetchEnd"/>
     /// (≥ end): when the following bags of the same table come next in <paramref name="idx"/>, the prefetch runs on
     /// across the bag boundary, so a bag's first rows are already on their way when it starts.
@@ -338,6 +369,11 @@ public static unsafe partial class EmbeddingBagKernels
         int bad = FirstOutOfRange(idx, start, end, (uint)rows);
         if (bad >= 0) return bad;
         float scale = mean ? 1f / len : 1f;
+        if (dim == 64 && psw == null && Vector512.IsHardwareAccelerated && Sse.IsSupported)
+        {
+            SumRows64(w, idx, start, end, prefetchEnd, mean ? scale : 1f, mean, dst);
+            return -1;
+        }
         long ld = dim;
         int c = 0;
         if (Vector512.IsHardwareAccelerated)

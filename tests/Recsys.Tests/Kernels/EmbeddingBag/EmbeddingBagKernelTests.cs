@@ -13,7 +13,7 @@ public class EmbeddingBagKernelTests
     [Test]
     public void Forward_OddDimsEmptyBagsDuplicates_MatchesFloat64Reference(
         [Values(PoolingMode.Sum, PoolingMode.Mean)] PoolingMode mode, [Values(false, true)] bool weighted,
-        [Values(5, 20)] int maxLen) // short bags are pooled sample by sample, long ones table by table
+        [Values(5, 20)] int maxLen)
     {
         foreach (int dim in OddDims)
         {
@@ -36,6 +36,29 @@ public class EmbeddingBagKernelTests
             }
             TestData.AssertClose(actual, expected, rtol: 1e-5, atol: 1e-5, $"Forward dim {dim} {mode} weighted={weighted}");
         }
+    }
+
+    [Test]
+    public void Forward_Dim64UnweightedLongBags_MatchesFloat64Reference([Values(PoolingMode.Sum, PoolingMode.Mean)] PoolingMode mode, [Values(1, 2)] int threads)
+    {
+        // The D = 64 row-sum loop: bags of 0..150 ids, so the prefetch 64 ids ahead stops inside bags, across bag
+        // boundaries and at the end of each thread's share; one-id bags take the row copy. Output poisoned with NaN.
+        int saved = KernelParallelism.MaxThreads;
+        try
+        {
+            KernelParallelism.MaxThreads = threads;
+            const int rows = 3000, dim = 64, bags = 61;
+            var w = TestData.Floats(rows * dim, seed: 64);
+            var (idx, off, _) = EmbeddingBagReference.Bags(bags, 150, rows, seed: 65);
+            off[7] = off[6] + 1; // and a one-id bag among them
+            for (int b = 8; b <= bags; b++) off[b] = Math.Max(off[b], off[b - 1]);
+            var output = new float[bags * dim];
+            Array.Fill(output, float.NaN);
+            EmbeddingBagKernels.Forward(w, rows, dim, idx, off, default, mode, output, dim, 0);
+            var expected = EmbeddingBagReference.Forward(w, dim, idx, off, null, mode == PoolingMode.Mean);
+            TestData.AssertClose(output, expected, rtol: 1e-5, atol: 1e-5, $"D=64 {mode}, {threads} threads");
+        }
+        finally { KernelParallelism.MaxThreads = saved; }
     }
 
     [Test]
