@@ -200,19 +200,14 @@ public static unsafe partial class EmbeddingBagKernels
                 }
                 else if (pairs && p1 - p0 >= 2 && i + 1 < end && b + 1 < batch && offsets[i + 2] - p1 >= 2)
                 {
-                    // This bag and the next (same table, this chunk) both have two ids or more: sum them together.
+                    // This bag and the next (same table, this chunk) both have two ids or more: sum them together, then
+                    // step over the second one here (it is not the table's last bag) and over the first one below.
                     int p2 = offsets[i + 2];
                     badPos = FirstOutOfRange(indices, p0, p2, (uint)t->Rows);
                     if (badPos < 0)
-                    {
-                        float sc0 = mean ? 1f / (p1 - p0) : 1f, sc1 = mean ? 1f / (p2 - p1) : 1f;
-                        SumTwoBags64(t->Weight, indices, p0, p1, p2, tableEnd, sc0, sc1, mean, dst, dst + stride);
-                    }
-                    if (badPos >= 0) { Bad[chunk] = badPos; break; }
+                        SumTwoBags64(t->Weight, indices, p0, p1, p2, tableEnd, mean ? 1f / (p1 - p0) : 1f, mean ? 1f / (p2 - p1) : 1f, mean, dst, dst + stride);
                     i++;
                     b++;
-                    if (++b == batch) { b = 0; f++; tableEnd = offsets[Math.Min((f + 1) * batch, end)]; }
-                    continue;
                 }
                 else
                 {
@@ -348,24 +343,16 @@ public static unsafe partial class EmbeddingBagKernels
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void SumRows64(float* w, int* idx, int start, int end, int prefetchEnd, float scale, bool mean, float* dst)
     {
-        var a0 = Vector512<float>.Zero; var a1 = a0; var a2 = a0; var a3 = a0;
+        var sum = new RowSum64();
         int p = start;
         int prefetchStop = Math.Min(end, prefetchEnd - PoolRowPrefetchDistance);
         for (; p < prefetchStop; p++)
         {
-            // A hint only: the id ahead is not checked (a prefetch never faults).
-            float* q = w + (nint)(uint)idx[p + PoolRowPrefetchDistance] * 64;
-            Sse.Prefetch1(q); Sse.Prefetch1(q + 16); Sse.Prefetch1(q + 32); Sse.Prefetch1(q + 48);
-            float* r = w + (nint)(uint)idx[p] * 64;
-            a0 += Vector512.Load(r); a1 += Vector512.Load(r + 16); a2 += Vector512.Load(r + 32); a3 += Vector512.Load(r + 48);
+            PrefetchRow64(w, idx[p + PoolRowPrefetchDistance]);
+            sum.Add(w, idx[p]);
         }
-        for (; p < end; p++)
-        {
-            float* r = w + (nint)(uint)idx[p] * 64;
-            a0 += Vector512.Load(r); a1 += Vector512.Load(r + 16); a2 += Vector512.Load(r + 32); a3 += Vector512.Load(r + 48);
-        }
-        if (mean) { var sv = Vector512.Create(scale); a0 *= sv; a1 *= sv; a2 *= sv; a3 *= sv; }
-        a0.Store(dst); a1.Store(dst + 16); a2.Store(dst + 32); a3.Store(dst + 48);
+        for (; p < end; p++) sum.Add(w, idx[p]);
+        sum.Store(dst, mean, scale);
     }
 
     /// <summary>
@@ -379,46 +366,58 @@ public static unsafe partial class EmbeddingBagKernels
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void SumTwoBags64(float* w, int* idx, int s0, int s1, int e1, int prefetchEnd, float sc0, float sc1, bool mean, float* d0, float* d1)
     {
-        var a0 = Vector512<float>.Zero; var a1 = a0; var a2 = a0; var a3 = a0;
-        var b0 = a0; var b1 = a0; var b2 = a0; var b3 = a0;
+        var a = new RowSum64();
+        var b = new RowSum64();
         int n0 = s1 - s0, n1 = e1 - s1, m = Math.Min(n0, n1);
         int k = 0;
         int stop = Math.Min(m, prefetchEnd - PoolRowPrefetchDistance - s1);
         for (; k < stop; k++)
         {
-            float* q = w + (nint)(uint)idx[s0 + k + PoolRowPrefetchDistance] * 64;
-            Sse.Prefetch1(q); Sse.Prefetch1(q + 16); Sse.Prefetch1(q + 32); Sse.Prefetch1(q + 48);
-            q = w + (nint)(uint)idx[s1 + k + PoolRowPrefetchDistance] * 64;
-            Sse.Prefetch1(q); Sse.Prefetch1(q + 16); Sse.Prefetch1(q + 32); Sse.Prefetch1(q + 48);
-            float* r = w + (nint)(uint)idx[s0 + k] * 64;
-            float* u = w + (nint)(uint)idx[s1 + k] * 64;
-            a0 += Vector512.Load(r); b0 += Vector512.Load(u); a1 += Vector512.Load(r + 16); b1 += Vector512.Load(u + 16);
-            a2 += Vector512.Load(r + 32); b2 += Vector512.Load(u + 32); a3 += Vector512.Load(r + 48); b3 += Vector512.Load(u + 48);
+            PrefetchRow64(w, idx[s0 + k + PoolRowPrefetchDistance]);
+            PrefetchRow64(w, idx[s1 + k + PoolRowPrefetchDistance]);
+            a.Add(w, idx[s0 + k]);
+            b.Add(w, idx[s1 + k]);
         }
         for (; k < m; k++)
         {
-            float* r = w + (nint)(uint)idx[s0 + k] * 64;
-            float* u = w + (nint)(uint)idx[s1 + k] * 64;
-            a0 += Vector512.Load(r); b0 += Vector512.Load(u); a1 += Vector512.Load(r + 16); b1 += Vector512.Load(u + 16);
-            a2 += Vector512.Load(r + 32); b2 += Vector512.Load(u + 32); a3 += Vector512.Load(r + 48); b3 += Vector512.Load(u + 48);
+            a.Add(w, idx[s0 + k]);
+            b.Add(w, idx[s1 + k]);
         }
-        for (int j = k; j < n0; j++)
+        for (int j = k; j < n0; j++) a.Add(w, idx[s0 + j]);
+        for (int j = k; j < n1; j++) b.Add(w, idx[s1 + j]);
+        a.Store(d0, mean, sc0);
+        b.Store(d1, mean, sc1);
+    }
+
+    /// <summary>Asks for row <paramref name="id"/> of a D = 64 table into L2. A hint only: the id is not checked (a prefetch never faults).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchRow64(float* w, int id)
+    {
+        float* q = w + (nint)(uint)id * 64;
+        Sse.Prefetch1(q); Sse.Prefetch1(q + 16); Sse.Prefetch1(q + 32); Sse.Prefetch1(q + 48);
+    }
+
+    /// <summary>The running sum of a bag's 256-byte rows (D = 64) in four Vector512s; a local of it stays in registers.</summary>
+    private struct RowSum64
+    {
+        private Vector512<float> _a0, _a1, _a2, _a3;
+
+        /// <summary>Adds row <paramref name="id"/> (already checked to be in range).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Add(float* w, int id)
         {
-            float* r = w + (nint)(uint)idx[s0 + j] * 64;
-            a0 += Vector512.Load(r); a1 += Vector512.Load(r + 16); a2 += Vector512.Load(r + 32); a3 += Vector512.Load(r + 48);
+            float* r = w + (nint)(uint)id * 64;
+            _a0 += Vector512.Load(r); _a1 += Vector512.Load(r + 16); _a2 += Vector512.Load(r + 32); _a3 += Vector512.Load(r + 48);
         }
-        for (int j = k; j < n1; j++)
+
+        /// <summary>Writes the sum to dst[0..64), times <paramref name="scale"/> for mean pooling.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public readonly void Store(float* dst, bool mean, float scale)
         {
-            float* u = w + (nint)(uint)idx[s1 + j] * 64;
-            b0 += Vector512.Load(u); b1 += Vector512.Load(u + 16); b2 += Vector512.Load(u + 32); b3 += Vector512.Load(u + 48);
+            var a0 = _a0; var a1 = _a1; var a2 = _a2; var a3 = _a3;
+            if (mean) { var sv = Vector512.Create(scale); a0 *= sv; a1 *= sv; a2 *= sv; a3 *= sv; }
+            a0.Store(dst); a1.Store(dst + 16); a2.Store(dst + 32); a3.Store(dst + 48);
         }
-        if (mean)
-        {
-            var sv = Vector512.Create(sc0); a0 *= sv; a1 *= sv; a2 *= sv; a3 *= sv;
-            sv = Vector512.Create(sc1); b0 *= sv; b1 *= sv; b2 *= sv; b3 *= sv;
-        }
-        a0.Store(d0); a1.Store(d0 + 16); a2.Store(d0 + 32); a3.Store(d0 + 48);
-        b0.Store(d1); b1.Store(d1 + 16); b2.Store(d1 + 32); b3.Store(d1 + 48);
     }
 
     /// <summary>
