@@ -24,7 +24,16 @@ public static class BenchCommand
         var profile = new Option<bool>("--profile") { Description = "Also print where the W6 step's time goes, per op (forward, backward, optimizer)." };
         var w1Rows = new Option<int?>("--w1-rows") { Description = "Rows per W1 table (default 100,000): table-size sweeps from cache-resident to DRAM-bound." };
         var w1Tables = new Option<int?>("--w1-tables") { Description = "Number of W1 tables (default 26)." };
-        var cmd = new Command("bench", "Time the workloads W1–W8 (same shapes and protocol as the libtorch peer).") { workloads, peer, peerConfig, json, quick, threads, device, profile, w1Rows, w1Tables };
+        var peerCommand = new Option<string?>("--peer-command")
+        {
+            Description = "A command that runs the peer for one workload, called as 'CMD --workloads W --out FILE' right before or after "
+                + "each engine workload (alternating), so each ratio compares runs made seconds apart.",
+        };
+        var rounds = new Option<int>("--rounds") { Description = "With --peer-command: repeat the interleaved runs this many times; ratios are the median over rounds.", DefaultValueFactory = _ => 1 };
+        var cmd = new Command("bench", "Time the workloads W1–W8 (same shapes and protocol as the libtorch peer).")
+        {
+            workloads, peer, peerConfig, peerCommand, rounds, json, quick, threads, device, profile, w1Rows, w1Tables,
+        };
         cmd.SetAction(pr =>
         {
             using var dev = Device.Parse(pr.GetValue(device)!);
@@ -32,6 +41,13 @@ public static class BenchCommand
             var ids = pr.GetValue(workloads)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(s => s.ToUpperInvariant()).ToArray();
             foreach (var id in ids)
                 if (!Workloads.All.Contains(id)) throw new ArgumentException($"--workloads: unknown workload '{id}', expected some of {string.Join(",", Workloads.All)}.");
+            string? peerCmd = pr.GetValue(peerCommand);
+            int roundCount = pr.GetValue(rounds);
+            if (peerCmd is not null && pr.GetValue(peer) is not null)
+                throw new ArgumentException("--peer and --peer-command: give one of them (the peer's results file, or a command that runs the peer beside each workload).");
+            if (roundCount < 1) throw new ArgumentException($"--rounds: expected a positive integer, got {roundCount}.");
+            if (roundCount > 1 && peerCmd is null)
+                throw new ArgumentException($"--rounds {roundCount}: rounds repeat the interleaved runs of --peer-command, which was not given.");
             Dictionary<string, double>? peerSummary = pr.GetValue(peer) is { } peerPath ? PeerComparison.ReadPeer(peerPath, pr.GetValue(peerConfig)!) : null;
 
             bool isQuick = pr.GetValue(quick);
@@ -45,7 +61,29 @@ public static class BenchCommand
             if (w.Tiny) Console.Error.WriteLine($"bench: quick on '{dev.Name}' uses tiny shapes (batch 32, 4 tables, dim 8): a smoke test, not a measurement.");
             double probeStart = CoreToCoreProbe.RoundTripNs();
             if (double.IsFinite(probeStart)) Console.Error.WriteLine($"bench: core-to-core round trip {probeStart:F0} ns at the start");
-            foreach (var id in ids) w.Run(id);
+            var pairs = new List<InterleavedComparison.Pair>();
+            if (peerCmd is null)
+            {
+                foreach (var id in ids) w.Run(id);
+            }
+            else
+            {
+                for (int round = 1; round <= roundCount; round++)
+                    for (int i = 0; i < ids.Length; i++)
+                    {
+                        // Who goes first alternates, so a drift during the pair does not always favour the same side.
+                        bool peerFirst = (round + i) % 2 == 1;
+                        Dictionary<string, double>? peerValues = null;
+                        if (peerFirst) peerValues = RunPeer(peerCmd, ids[i], pr.GetValue(peerConfig)!, round, roundCount);
+                        w.Run(ids[i]);
+                        var engineValues = w.Summary.Where(kv => kv.Key.StartsWith(ids[i] + "_", StringComparison.Ordinal))
+                            .ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
+                        peerValues ??= RunPeer(peerCmd, ids[i], pr.GetValue(peerConfig)!, round, roundCount);
+                        pairs.Add(new InterleavedComparison.Pair(round, ids[i], peerFirst, engineValues, peerValues));
+                    }
+                // The summary is the engine's median over the rounds.
+                foreach (var (k, v) in InterleavedComparison.EngineMedians(pairs)) w.Summary[k] = v;
+            }
 
             var output = new JsonObject
             {
@@ -72,7 +110,33 @@ public static class BenchCommand
 
             if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = Math.Max(AnsiConsole.Profile.Width, 120);
             var table = new Table().AddColumn("metric").AddColumn(new TableColumn("engine").RightAligned());
-            if (peerSummary is not null)
+            if (pairs.Count > 0)
+            {
+                var rows = InterleavedComparison.Aggregate(pairs);
+                table.AddColumn(new TableColumn("peer").RightAligned()).AddColumn(new TableColumn("ratio (>1 = faster)").RightAligned())
+                    .AddColumn(new TableColumn($"range over {roundCount} round{(roundCount == 1 ? "" : "s")}").RightAligned());
+                foreach (var r in rows) table.AddRow(r.Metric, $"{r.Engine:G4}", $"{r.Peer:G4}", $"{r.Ratio:F2}", $"{r.RatioMin:F2}–{r.RatioMax:F2}");
+                var worst = PeerComparison.WorstPerWorkload(rows.Select(r => new PeerComparison.Row(r.Workload, r.Metric, r.Engine, r.Peer, r.PeerKey, r.Ratio)));
+                output["ratios"] = new JsonObject(worst.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(Math.Round(kv.Value, 4)))));
+                output["ratio_rows"] = new JsonArray(rows.Select(r => (JsonNode?)new JsonObject
+                {
+                    ["metric"] = r.Metric, ["engine"] = r.Engine, ["peer"] = r.Peer, ["peer_key"] = r.PeerKey, ["ratio"] = r.Ratio,
+                    ["ratio_min"] = r.RatioMin, ["ratio_max"] = r.RatioMax,
+                    ["ratio_per_round"] = new JsonArray(r.RoundRatios.Select(x => (JsonNode?)JsonValue.Create(x)).ToArray()),
+                }).ToArray());
+                output["interleaved"] = new JsonObject
+                {
+                    ["peer_command"] = peerCmd, ["peer_config"] = pr.GetValue(peerConfig), ["rounds"] = roundCount,
+                    ["pairs"] = new JsonArray(pairs.Select(p => (JsonNode?)new JsonObject
+                    {
+                        ["round"] = p.Round, ["workload"] = p.Workload, ["peer_first"] = p.PeerFirst,
+                        ["engine"] = new JsonObject(p.Engine.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(Math.Round(kv.Value, 5))))),
+                        ["peer"] = new JsonObject(p.Peer.Where(kv => kv.Key.StartsWith(p.Workload + "_", StringComparison.Ordinal))
+                            .Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value)))),
+                    }).ToArray()),
+                };
+            }
+            else if (peerSummary is not null)
             {
                 var rows = PeerComparison.Compare(w.Summary, peerSummary);
                 table.AddColumn(new TableColumn("peer").RightAligned()).AddColumn(new TableColumn("ratio (>1 = faster)").RightAligned());
@@ -94,5 +158,11 @@ public static class BenchCommand
             return 0;
         });
         return cmd;
+    }
+
+    private static Dictionary<string, double> RunPeer(string command, string workload, string config, int round, int rounds)
+    {
+        Console.Error.WriteLine($"bench: peer {workload} (round {round} of {rounds}): {command} --workloads {workload}");
+        return PeerCommand.Run(command, workload, config);
     }
 }

@@ -35,7 +35,10 @@ public static class PeerComparison
 
     private static bool LowerIsBetter(string key) => key.EndsWith("_ms", StringComparison.Ordinal) || key.EndsWith("_us", StringComparison.Ordinal);
 
-    /// <summary>Reads the peer's summary values for <paramref name="config"/> ("best", "tuned" or "stock").</summary>
+    /// <summary>
+    /// Reads the peer's summary values for <paramref name="config"/> ("best", "tuned" or "stock"). A run of one
+    /// configuration (<c>run.sh --configs tuned</c>) has no "best" entry: "best" is then the better of those present.
+    /// </summary>
     public static Dictionary<string, double> ReadPeer(string path, string config)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"peer results file not found: {path}");
@@ -49,9 +52,19 @@ public static class PeerComparison
         {
             var v = node is JsonObject o ? o[config] : node;
             if (v is JsonValue jv && jv.TryGetValue<double>(out var d)) result[key] = d;
+            else if (config == "best" && node is JsonObject configs && BestOf(configs, LowerIsBetter(key)) is { } best) result[key] = best;
         }
         if (result.Count == 0) throw new InvalidDataException($"{path}: summary has no '{config}' values.");
         return result;
+    }
+
+    /// <summary>The better of a summary entry's per-configuration values, or null when it has none.</summary>
+    private static double? BestOf(JsonObject configs, bool lower)
+    {
+        double? best = null;
+        foreach (var (_, node) in configs)
+            if (node is JsonValue jv && jv.TryGetValue<double>(out var d) && (best is null || (lower ? d < best : d > best))) best = d;
+        return best;
     }
 
     public static List<Row> Compare(IReadOnlyDictionary<string, double> engine, IReadOnlyDictionary<string, double> peer)

@@ -155,6 +155,87 @@ public class CliTests
         }
     }
 
+    /// <summary>
+    /// A stand-in for the peer harness: answers 'SCRIPT --workloads W --out FILE' with a results file of one configuration
+    /// ("tuned", as run.sh --configs tuned writes), and logs each call. Exits 3 for a workload named in <paramref name="failFor"/>.
+    /// </summary>
+    private string WriteFakePeer(string failFor = "none")
+    {
+        var script = Path.Combine(_dir, "peer.sh");
+        var log = Path.Combine(_dir, "peer-calls.log");
+        File.WriteAllText(script, """
+            #!/usr/bin/env bash
+            while [ $# -gt 0 ]; do case "$1" in --workloads) w="$2"; shift 2 ;; --out) out="$2"; shift 2 ;; *) shift ;; esac; done
+            echo "$w" >> '@LOG@'
+            if [ "$w" = "@FAIL@" ]; then echo "peer exploded on $w" >&2; exit 3; fi
+            case "$w" in
+              W3) echo '{"summary": {"W3_interaction_ms": {"tuned": 18.0}}}' > "$out" ;;
+              W7) echo '{"summary": {"W7_kmeans_step_ms": {"tuned": 70.0}}}' > "$out" ;;
+            esac
+            echo '{"printed": "to stdout too"}'
+            """.Replace("@LOG@", log).Replace("@FAIL@", failFor).Replace("\r\n", "\n"));
+        return script;
+    }
+
+    [Test]
+    public void Bench_PeerCommand_RunsPeerBesideEachWorkloadPerRound_MedianRatios()
+    {
+        var script = WriteFakePeer();
+        var json = Path.Combine(_dir, "bench.json");
+        var (code, _, err) = Run("bench", "--quick", "--workloads", "W3,W7", "--peer-command", $"bash {script}", "--rounds", "2", "--json", json);
+        Assert.That(code, Is.EqualTo(0), err);
+        // One peer call per workload per round, in the workloads' order.
+        Assert.That(File.ReadAllLines(Path.Combine(_dir, "peer-calls.log")), Is.EqualTo(new[] { "W3", "W7", "W3", "W7" }));
+        var o = JsonNode.Parse(File.ReadAllText(json))!;
+        var pairs = o["interleaved"]!["pairs"]!.AsArray();
+        Assert.That(pairs.Count, Is.EqualTo(4));
+        // Who runs first alternates from pair to pair.
+        Assert.That(pairs.Select(p => p!["peer_first"]!.GetValue<bool>()), Is.EqualTo(new[] { true, false, false, true }));
+        foreach (var row in o["ratio_rows"]!.AsArray())
+        {
+            var perRound = row!["ratio_per_round"]!.AsArray().Select(x => x!.GetValue<double>()).OrderBy(x => x).ToArray();
+            Assert.That(perRound.Length, Is.EqualTo(2));
+            // "best" of a one-configuration peer run is its only configuration.
+            double peerMs = row["metric"]!.GetValue<string>() == "W3_interaction_ms" ? 18.0 : 70.0;
+            Assert.That(row["peer"]!.GetValue<double>(), Is.EqualTo(peerMs));
+            Assert.That(row["ratio"]!.GetValue<double>(), Is.EqualTo((perRound[0] + perRound[1]) / 2).Within(1e-9));
+        }
+        // Each round's ratio is that round's peer time over that round's engine time.
+        var w3 = pairs.Where(p => p!["workload"]!.GetValue<string>() == "W3").Select(p => p!["engine"]!["W3_interaction_ms"]!.GetValue<double>()).ToArray();
+        var w3Row = o["ratio_rows"]!.AsArray().First(r => r!["metric"]!.GetValue<string>() == "W3_interaction_ms")!;
+        Assert.That(w3Row["ratio_per_round"]!.AsArray().Select(x => x!.GetValue<double>()), Is.EqualTo(w3.Select(e => 18.0 / e)).Within(1e-6));
+        Assert.That(o["ratios"]!["W3"]!.GetValue<double>(), Is.GreaterThan(0));
+        Assert.That(o["ratios"]!["W7"]!.GetValue<double>(), Is.GreaterThan(0));
+    }
+
+    [Test]
+    public void Bench_PeerCommandFails_ClearErrorWithItsOutput()
+    {
+        var script = WriteFakePeer(failFor: "W7");
+        var (code, _, err) = Run("bench", "--quick", "--workloads", "W3,W7", "--peer-command", $"bash {script}");
+        Assert.That(code, Is.EqualTo(CliRunner.ExitFailure));
+        Assert.That(err, Does.Contain("--peer-command failed for W7 (exit code 3)"));
+        Assert.That(err, Does.Contain("peer exploded on W7"));
+    }
+
+    [Test]
+    public void Bench_PeerCommandWritesNothing_ClearError()
+    {
+        var (code, _, err) = Run("bench", "--quick", "--workloads", "W3", "--peer-command", "true");
+        Assert.That(code, Is.EqualTo(CliRunner.ExitFailure));
+        Assert.That(err, Does.Contain("wrote no results for W3"));
+    }
+
+    [TestCase("--rounds", "0", "--peer-command", "true", "--rounds: expected a positive integer, got 0")]
+    [TestCase("--rounds", "2", "--workloads", "W3", "--rounds 2: rounds repeat the interleaved runs of --peer-command")]
+    [TestCase("--peer", "p.json", "--peer-command", "true", "give one of them")]
+    public void Bench_PeerCommandOptions_Misused_ClearError(string a, string b, string c, string d, string message)
+    {
+        var (code, _, err) = Run("bench", "--quick", a, b, c, d);
+        Assert.That(code, Is.EqualTo(CliRunner.ExitFailure));
+        Assert.That(err, Does.Contain(message));
+    }
+
     [Test]
     public void Bench_ProfileW6_ListsEveryOpOfTheDlrmStep()
     {
