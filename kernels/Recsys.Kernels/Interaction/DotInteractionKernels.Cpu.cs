@@ -70,8 +70,12 @@ public static unsafe partial class DotInteractionKernels
     /// <summary>Columns of Tᵀ / Z: n rounded up to a whole number of Vector512s (zero padding).</summary>
     private static int PadColumns(int n) => (n + 15) & ~15;
 
-    /// <summary>Rows of Z computed together in the blocked forward (4 rows x 2 vectors = 8 accumulators).</summary>
-    private const int RowBlock = 4;
+    /// <summary>
+    /// Rows of Z computed together in the blocked forward: 8 rows x 1 or 2 vectors = 8 or 16 accumulators, so that each
+    /// FMA chain (one per accumulator, d long) has as many siblings as the two FMA pipes need to stay busy; a final block of
+    /// at most 4 rows takes the 4-row kernels.
+    /// </summary>
+    private const int RowBlock = 8;
 
     /// <summary>
     /// How many samples ahead the forward prefetches a sample's rows into L2 (the next sample's then go on into L1).
@@ -158,9 +162,32 @@ public static unsafe partial class DotInteractionKernels
             RowMath.Copy(x, o, d);
             for (int k = 0; k < d; k++) tt[k * np] = x[k];
             RowMath.Transpose(e, d, _f, d, tt + 1, np);
-            for (int i0 = 1; i0 < n; i0 += RowBlock)
+            int i0 = 1;
+            // Blocks of eight rows while more than four remain (rows past the end repeat the last one; their results are
+            // dropped).
+            for (; n - i0 > 4; i0 += RowBlock)
             {
                 int rows = Math.Min(RowBlock, n - i0);
+                float* r0 = e + (i0 - 1) * d;
+                var block = new RowPointers8(r0, d, rows);
+                int cols = i0 + rows - 1; // largest j needed + 1
+                for (int c = 0; c < cols;)
+                {
+                    int width = cols - c;
+                    float* tc = tt + c;
+                    if (width > 16 && c + 32 <= np) { Rows8Columns32(tc, np, d, in block, zb + c, np); c += 32; }
+                    else if (width > 8) { Rows8Columns16(tc, np, d, in block, zb + c, np); c += 16; }
+                    else { Rows8Columns8(tc, np, d, in block, zb + c, np); c += 16; }
+                }
+                for (int r = 0; r < rows; r++)
+                {
+                    int i = i0 + r;
+                    RowMath.Copy(zb + r * np, o + d + i * (i - 1) / 2, i);
+                }
+            }
+            for (; i0 < n; i0 += 4)
+            {
+                int rows = Math.Min(4, n - i0);
                 // Row pointers into T; rows past the end repeat the last one (their results are dropped).
                 float* r0 = e + (i0 - 1) * d;
                 float* r1 = e + (i0 - 1 + Math.Min(1, rows - 1)) * d;
@@ -185,6 +212,129 @@ public static unsafe partial class DotInteractionKernels
                     RowMath.Copy(zb + r * np, o + d + i * (i - 1) / 2, i);
                 }
             }
+        }
+
+        /// <summary>Eight row pointers into T for one block of Z rows; rows past the end repeat the last one.</summary>
+        private readonly struct RowPointers8
+        {
+            public readonly float* R0, R1, R2, R3, R4, R5, R6, R7;
+
+            public RowPointers8(float* first, int d, int rows)
+            {
+                R0 = first;
+                R1 = first + Math.Min(1, rows - 1) * d; R2 = first + Math.Min(2, rows - 1) * d; R3 = first + Math.Min(3, rows - 1) * d;
+                R4 = first + Math.Min(4, rows - 1) * d; R5 = first + Math.Min(5, rows - 1) * d; R6 = first + Math.Min(6, rows - 1) * d;
+                R7 = first + Math.Min(7, rows - 1) * d;
+            }
+        }
+
+        /// <summary>
+        /// Z[r, c..c+16) for eight rows: eight Vector512 accumulators, each T value broadcast straight into its FMA. The
+        /// four-row kernels below had four chains of d dependent FMAs at this width, which left the FMA pipes half idle.
+        /// </summary>
+        private static void Rows8Columns16(float* tc, int np, int d, in RowPointers8 rows, float* z, int ldz)
+        {
+            // Locals, not the struct's fields: the stores through z would make the JIT reload every field each k step.
+            float* q0 = rows.R0, q1 = rows.R1, q2 = rows.R2, q3 = rows.R3, q4 = rows.R4, q5 = rows.R5, q6 = rows.R6, q7 = rows.R7;
+            Vector512<float> a0 = default;
+            Vector512<float> a1 = default;
+            Vector512<float> a2 = default;
+            Vector512<float> a3 = default;
+            Vector512<float> a4 = default;
+            Vector512<float> a5 = default;
+            Vector512<float> a6 = default;
+            Vector512<float> a7 = default;
+            for (int k = 0; k < d; k++, tc += np)
+            {
+                var v0 = Vector512.Load(tc);
+                a0 = Vector512.FusedMultiplyAdd(Vector512.Create(q0[k]), v0, a0);
+                a1 = Vector512.FusedMultiplyAdd(Vector512.Create(q1[k]), v0, a1);
+                a2 = Vector512.FusedMultiplyAdd(Vector512.Create(q2[k]), v0, a2);
+                a3 = Vector512.FusedMultiplyAdd(Vector512.Create(q3[k]), v0, a3);
+                a4 = Vector512.FusedMultiplyAdd(Vector512.Create(q4[k]), v0, a4);
+                a5 = Vector512.FusedMultiplyAdd(Vector512.Create(q5[k]), v0, a5);
+                a6 = Vector512.FusedMultiplyAdd(Vector512.Create(q6[k]), v0, a6);
+                a7 = Vector512.FusedMultiplyAdd(Vector512.Create(q7[k]), v0, a7);
+            }
+            a0.Store(z + 0 * ldz);
+            a1.Store(z + 1 * ldz);
+            a2.Store(z + 2 * ldz);
+            a3.Store(z + 3 * ldz);
+            a4.Store(z + 4 * ldz);
+            a5.Store(z + 5 * ldz);
+            a6.Store(z + 6 * ldz);
+            a7.Store(z + 7 * ldz);
+        }
+
+        /// <summary>Z[r, c..c+8) for eight rows: eight Vector256 accumulators.</summary>
+        private static void Rows8Columns8(float* tc, int np, int d, in RowPointers8 rows, float* z, int ldz)
+        {
+            // Locals, not the struct's fields: the stores through z would make the JIT reload every field each k step.
+            float* q0 = rows.R0, q1 = rows.R1, q2 = rows.R2, q3 = rows.R3, q4 = rows.R4, q5 = rows.R5, q6 = rows.R6, q7 = rows.R7;
+            Vector256<float> a0 = default;
+            Vector256<float> a1 = default;
+            Vector256<float> a2 = default;
+            Vector256<float> a3 = default;
+            Vector256<float> a4 = default;
+            Vector256<float> a5 = default;
+            Vector256<float> a6 = default;
+            Vector256<float> a7 = default;
+            for (int k = 0; k < d; k++, tc += np)
+            {
+                var v0 = Vector256.Load(tc);
+                a0 = Vector256.FusedMultiplyAdd(Vector256.Create(q0[k]), v0, a0);
+                a1 = Vector256.FusedMultiplyAdd(Vector256.Create(q1[k]), v0, a1);
+                a2 = Vector256.FusedMultiplyAdd(Vector256.Create(q2[k]), v0, a2);
+                a3 = Vector256.FusedMultiplyAdd(Vector256.Create(q3[k]), v0, a3);
+                a4 = Vector256.FusedMultiplyAdd(Vector256.Create(q4[k]), v0, a4);
+                a5 = Vector256.FusedMultiplyAdd(Vector256.Create(q5[k]), v0, a5);
+                a6 = Vector256.FusedMultiplyAdd(Vector256.Create(q6[k]), v0, a6);
+                a7 = Vector256.FusedMultiplyAdd(Vector256.Create(q7[k]), v0, a7);
+            }
+            a0.Store(z + 0 * ldz);
+            a1.Store(z + 1 * ldz);
+            a2.Store(z + 2 * ldz);
+            a3.Store(z + 3 * ldz);
+            a4.Store(z + 4 * ldz);
+            a5.Store(z + 5 * ldz);
+            a6.Store(z + 6 * ldz);
+            a7.Store(z + 7 * ldz);
+        }
+
+        /// <summary>Z[r, c..c+32) for eight rows: sixteen Vector512 accumulators.</summary>
+        private static void Rows8Columns32(float* tc, int np, int d, in RowPointers8 rows, float* z, int ldz)
+        {
+            // Locals, not the struct's fields: the stores through z would make the JIT reload every field each k step.
+            float* q0 = rows.R0, q1 = rows.R1, q2 = rows.R2, q3 = rows.R3, q4 = rows.R4, q5 = rows.R5, q6 = rows.R6, q7 = rows.R7;
+            Vector512<float> a00 = default, a01 = default;
+            Vector512<float> a10 = default, a11 = default;
+            Vector512<float> a20 = default, a21 = default;
+            Vector512<float> a30 = default, a31 = default;
+            Vector512<float> a40 = default, a41 = default;
+            Vector512<float> a50 = default, a51 = default;
+            Vector512<float> a60 = default, a61 = default;
+            Vector512<float> a70 = default, a71 = default;
+            for (int k = 0; k < d; k++, tc += np)
+            {
+                var v0 = Vector512.Load(tc);
+                var v1 = Vector512.Load(tc + 16);
+                var w0 = Vector512.Create(q0[k]); a00 = Vector512.FusedMultiplyAdd(w0, v0, a00); a01 = Vector512.FusedMultiplyAdd(w0, v1, a01);
+                var w1 = Vector512.Create(q1[k]); a10 = Vector512.FusedMultiplyAdd(w1, v0, a10); a11 = Vector512.FusedMultiplyAdd(w1, v1, a11);
+                var w2 = Vector512.Create(q2[k]); a20 = Vector512.FusedMultiplyAdd(w2, v0, a20); a21 = Vector512.FusedMultiplyAdd(w2, v1, a21);
+                var w3 = Vector512.Create(q3[k]); a30 = Vector512.FusedMultiplyAdd(w3, v0, a30); a31 = Vector512.FusedMultiplyAdd(w3, v1, a31);
+                var w4 = Vector512.Create(q4[k]); a40 = Vector512.FusedMultiplyAdd(w4, v0, a40); a41 = Vector512.FusedMultiplyAdd(w4, v1, a41);
+                var w5 = Vector512.Create(q5[k]); a50 = Vector512.FusedMultiplyAdd(w5, v0, a50); a51 = Vector512.FusedMultiplyAdd(w5, v1, a51);
+                var w6 = Vector512.Create(q6[k]); a60 = Vector512.FusedMultiplyAdd(w6, v0, a60); a61 = Vector512.FusedMultiplyAdd(w6, v1, a61);
+                var w7 = Vector512.Create(q7[k]); a70 = Vector512.FusedMultiplyAdd(w7, v0, a70); a71 = Vector512.FusedMultiplyAdd(w7, v1, a71);
+            }
+            a00.Store(z + 0 * ldz); a01.Store(z + 0 * ldz + 16);
+            a10.Store(z + 1 * ldz); a11.Store(z + 1 * ldz + 16);
+            a20.Store(z + 2 * ldz); a21.Store(z + 2 * ldz + 16);
+            a30.Store(z + 3 * ldz); a31.Store(z + 3 * ldz + 16);
+            a40.Store(z + 4 * ldz); a41.Store(z + 4 * ldz + 16);
+            a50.Store(z + 5 * ldz); a51.Store(z + 5 * ldz + 16);
+            a60.Store(z + 6 * ldz); a61.Store(z + 6 * ldz + 16);
+            a70.Store(z + 7 * ldz); a71.Store(z + 7 * ldz + 16);
         }
 
         /// <summary>Z[r, c..c+32) for the four rows r0..r3: two Vector512 accumulators per row.</summary>

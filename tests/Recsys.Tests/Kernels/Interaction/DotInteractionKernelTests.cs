@@ -7,7 +7,12 @@ namespace Recsys.Tests.Kernels.Interaction;
 [Category("Kernel")]
 public class DotInteractionKernelTests
 {
-    private static readonly int[] Features = { 1, 2, 3, 26 };
+    /// <summary>
+    /// F + 1 rows of T: the forward's eight-row blocks end full (26: rows 1–24, then a four-row tail), part-full (5, 7: one
+    /// block of 5 or 7 rows; 46: a last block of 6 rows whose columns need 32 + 16 past the 48 padded ones) or not at all
+    /// (1–3, 12: four-row blocks only after the first).
+    /// </summary>
+    private static readonly int[] Features = { 1, 2, 3, 5, 7, 12, 26, 46 };
     private static readonly int[] Batches = { 1, 3, 5 };
 
     /// <summary>T row i of sample b, in float64: row 0 is dense, rows 1..F are the embeddings.</summary>
