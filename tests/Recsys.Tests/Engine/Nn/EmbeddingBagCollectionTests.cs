@@ -212,10 +212,8 @@ public class EmbeddingBagCollectionTests
     [Test]
     public void Training_TwoThreads_SameInputsTwice_BitIdentical()
     {
-        int saved = KernelParallelism.MaxThreads;
-        try
+        using (KernelThreads.Use(2))
         {
-            KernelParallelism.MaxThreads = 2;
             float[][] Train()
             {
                 var ebc = new EmbeddingBagCollection(new[] { new EmbeddingTableConfig("a", 500, 64), new EmbeddingTableConfig("b", 300, 64) }, PoolingMode.Sum, new Rng(5))
@@ -236,10 +234,6 @@ public class EmbeddingBagCollectionTests
             var a = Train();
             var b = Train();
             for (int f = 0; f < a.Length; f++) Assert.That(b[f], Is.EqualTo(a[f]), $"table {f}");
-        }
-        finally
-        {
-            KernelParallelism.MaxThreads = saved;
         }
     }
 

@@ -66,10 +66,8 @@ public class DenseOptimizerTests
         const int n = 131_101; // several chunks, each a whole number of vectors but the last, and a scalar tail
         float[] Run(int maxThreads, int kernel)
         {
-            int saved = KernelParallelism.MaxThreads;
-            try
+            using (KernelThreads.Use(maxThreads))
             {
-                KernelParallelism.MaxThreads = maxThreads;
                 var w = TestData.Floats(n, 1); var g = TestData.Floats(n, 2);
                 var s1 = TestData.Floats(n, 3).Select(Math.Abs).ToArray(); var s2 = TestData.Floats(n, 4).Select(Math.Abs).ToArray();
                 switch (kernel)
@@ -82,7 +80,6 @@ public class DenseOptimizerTests
                 }
                 return w.Concat(s1).Concat(s2).ToArray();
             }
-            finally { KernelParallelism.MaxThreads = saved; }
         }
         for (int kernel = 0; kernel <= 4; kernel++)
             Assert.That(Run(threads, kernel), Is.EqualTo(Run(1, kernel)), $"kernel {kernel}, {threads} threads");

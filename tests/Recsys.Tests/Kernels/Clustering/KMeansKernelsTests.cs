@@ -64,10 +64,8 @@ public class KMeansKernelsTests
     [Test]
     public void Update_ManyPointsAcrossThreads_MatchesFloat64Means([Values(1, 2)] int threads)
     {
-        int saved = Recsys.Kernels.Common.KernelParallelism.MaxThreads;
-        try
+        using (KernelThreads.Use(threads))
         {
-            Recsys.Kernels.Common.KernelParallelism.MaxThreads = threads;
             int n = 30_011, k = 9, d = 37; // d hits the 16-wide loop and the scalar tail
             var x = TestData.Floats(n * d, 8);
             var a = TestData.Ints(n, k, 9);
@@ -81,7 +79,6 @@ public class KMeansKernelsTests
             Assert.That(counts, Is.EqualTo(expCounts));
             TestData.AssertClose(c, expected, 1e-6, 1e-6, $"centroids, {threads} thread(s)");
         }
-        finally { Recsys.Kernels.Common.KernelParallelism.MaxThreads = saved; }
     }
 
     [Test]

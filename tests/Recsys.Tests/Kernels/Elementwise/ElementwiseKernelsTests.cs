@@ -107,10 +107,8 @@ public class ElementwiseKernelsTests
         const int n = (1 << 17) + 37;
         var x = TestData.Floats(n, 1);
         var y = TestData.Floats(n, 2);
-        int saved = KernelParallelism.MaxThreads;
-        try
+        using (KernelThreads.Use(threads))
         {
-            KernelParallelism.MaxThreads = threads;
             var z = new float[n];
             ElementwiseKernels.Add(x, y, z);
             for (int i = 0; i < n; i++) Assert.That(z[i], Is.EqualTo(x[i] + y[i]), $"Add at {i}");
@@ -120,7 +118,6 @@ public class ElementwiseKernelsTests
             ElementwiseKernels.AddInPlace(y, c);
             Assert.That(c, Is.EqualTo(z), "AddInPlace");
         }
-        finally { KernelParallelism.MaxThreads = saved; }
     }
 
     [Test]

@@ -43,10 +43,8 @@ public class EmbeddingBagKernelTests
     {
         // The D = 64 row-sum loop: bags of 0..150 ids, so the prefetch 64 ids ahead stops inside bags, across bag
         // boundaries and at the end of each thread's share; one-id bags take the row copy. Output poisoned with NaN.
-        int saved = KernelParallelism.MaxThreads;
-        try
+        using (KernelThreads.Use(threads))
         {
-            KernelParallelism.MaxThreads = threads;
             const int rows = 3000, dim = 64, bags = 61;
             var w = TestData.Floats(rows * dim, seed: 64);
             var (idx, off, _) = EmbeddingBagReference.Bags(bags, 150, rows, seed: 65);
@@ -58,7 +56,6 @@ public class EmbeddingBagKernelTests
             var expected = EmbeddingBagReference.Forward(w, dim, idx, off, null, mode == PoolingMode.Mean);
             TestData.AssertClose(output, expected, rtol: 1e-5, atol: 1e-5, $"D=64 {mode}, {threads} threads");
         }
-        finally { KernelParallelism.MaxThreads = saved; }
     }
 
     [Test]
@@ -264,37 +261,29 @@ public class EmbeddingBagKernelTests
     public void ForwardAndBackward_TwoThreadsVsOne_BitIdentical()
     {
         const int rows = 300, dim = 64, batch = 512, tables = 2;
-        int saved = KernelParallelism.MaxThreads;
-        try
+        var (idx, off, psw) = EmbeddingBagReference.Bags(tables * batch, maxLen: 8, rows, seed: 11);
+        var dOut = TestData.Floats(batch * tables * dim, 12);
+        float[][] Run(int threads, out float[] output)
         {
-            var (idx, off, psw) = EmbeddingBagReference.Bags(tables * batch, maxLen: 8, rows, seed: 11);
-            var dOut = TestData.Floats(batch * tables * dim, 12);
-            float[][] Run(int threads, out float[] output)
-            {
-                KernelParallelism.MaxThreads = threads;
-                var weights = new[] { TestData.Floats(rows * dim, 1), TestData.Floats(rows * dim, 2) };
-                var states = new[] { new float[rows], new float[rows] };
-                output = new float[batch * tables * dim];
-                EmbeddingBagKernels.ForwardTables(weights, new[] { rows, rows }, dim, batch, idx, off, psw, PoolingMode.Mean, output, tables * dim, 0);
-                var ws = new EmbeddingBagWorkspace();
-                for (int step = 0; step < 2; step++)
-                    EmbeddingBagKernels.BackwardTables(weights, new[] { rows, rows }, dim, batch, idx, off, psw, PoolingMode.Mean, dOut, tables * dim, 0,
-                        SparseUpdate.RowwiseAdagrad(0.1f, 1e-8f), states, default, ws);
-                return weights;
-            }
-            var w1 = Run(1, out var o1);
-            var w2 = Run(2, out var o2);
-            var w2b = Run(2, out _);
-            Assert.That(o2, Is.EqualTo(o1));
-            for (int f = 0; f < tables; f++)
-            {
-                Assert.That(w2[f], Is.EqualTo(w1[f]), $"table {f}: 2 threads vs 1");
-                Assert.That(w2b[f], Is.EqualTo(w2[f]), $"table {f}: run to run");
-            }
+            using var _ = KernelThreads.Use(threads);
+            var weights = new[] { TestData.Floats(rows * dim, 1), TestData.Floats(rows * dim, 2) };
+            var states = new[] { new float[rows], new float[rows] };
+            output = new float[batch * tables * dim];
+            EmbeddingBagKernels.ForwardTables(weights, new[] { rows, rows }, dim, batch, idx, off, psw, PoolingMode.Mean, output, tables * dim, 0);
+            var ws = new EmbeddingBagWorkspace();
+            for (int step = 0; step < 2; step++)
+                EmbeddingBagKernels.BackwardTables(weights, new[] { rows, rows }, dim, batch, idx, off, psw, PoolingMode.Mean, dOut, tables * dim, 0,
+                    SparseUpdate.RowwiseAdagrad(0.1f, 1e-8f), states, default, ws);
+            return weights;
         }
-        finally
+        var w1 = Run(1, out var o1);
+        var w2 = Run(2, out var o2);
+        var w2b = Run(2, out _);
+        Assert.That(o2, Is.EqualTo(o1));
+        for (int f = 0; f < tables; f++)
         {
-            KernelParallelism.MaxThreads = saved;
+            Assert.That(w2[f], Is.EqualTo(w1[f]), $"table {f}: 2 threads vs 1");
+            Assert.That(w2b[f], Is.EqualTo(w2[f]), $"table {f}: run to run");
         }
     }
 
@@ -306,10 +295,8 @@ public class EmbeddingBagKernelTests
         [Values(1, 3)] int tables, [Values(1, 2)] int threads) // one table on two threads: row slices
     {
         const float lr = 0.3f;
-        int saved = KernelParallelism.MaxThreads;
-        try
+        using (KernelThreads.Use(threads))
         {
-            KernelParallelism.MaxThreads = threads;
             foreach (int dim in new[] { 7, 64, 65 })
             {
                 const int batch = 700; // enough work for two chunks
@@ -342,28 +329,18 @@ public class EmbeddingBagKernelTests
                 }
             }
         }
-        finally
-        {
-            KernelParallelism.MaxThreads = saved;
-        }
     }
 
     /// <summary>The weights of one table (rows x 64, seeded) after two fused-SGD steps on <paramref name="threads"/> kernel threads.</summary>
     private static float[] TwoSgdSteps(int threads, int rows, int[] idx, int[] off, float[]? psw, PoolingMode mode, float[] dOut, int seed)
     {
-        int saved = KernelParallelism.MaxThreads;
-        try
+        using (KernelThreads.Use(threads))
         {
-            KernelParallelism.MaxThreads = threads;
             var w = TestData.Floats(rows * 64, seed);
             var ws = new EmbeddingBagWorkspace();
             for (int step = 0; step < 2; step++)
                 EmbeddingBagKernels.Backward(w, rows, 64, idx, off, psw, mode, dOut, 64, 0, SparseUpdate.Sgd(0.05f), default, default, ws);
             return w;
-        }
-        finally
-        {
-            KernelParallelism.MaxThreads = saved;
         }
     }
 
@@ -415,19 +392,13 @@ public class EmbeddingBagKernelTests
         idx[off[early]] = badId;
         var w = TestData.Floats(rows * 64, 22);
         var before = (float[])w.Clone();
-        int saved = KernelParallelism.MaxThreads;
-        try
+        using (KernelThreads.Use(threads))
         {
-            KernelParallelism.MaxThreads = threads;
             var ex = Assert.Throws<EmbeddingIndexOutOfRangeException>(() => EmbeddingBagKernels.Backward(w, rows, 64, idx, off, default,
                 PoolingMode.Sum, TestData.Floats(batch * 64, 23), 64, 0, SparseUpdate.Sgd(0.05f), default, default, new EmbeddingBagWorkspace()));
             Assert.That(ex!.Position, Is.EqualTo(off[early]), "the first bad position");
             Assert.That(ex.Id, Is.EqualTo(badId));
             Assert.That(ex.Rows, Is.EqualTo(rows));
-        }
-        finally
-        {
-            KernelParallelism.MaxThreads = saved;
         }
         Assert.That(w, Is.EqualTo(before), "no row updated");
     }
@@ -459,10 +430,8 @@ public class EmbeddingBagKernelTests
     {
         const float lr = 0.05f, eps = 1e-3f, beta1 = 0.9f, beta2 = 0.99f;
         const long step = 3;
-        int saved = KernelParallelism.MaxThreads;
-        try
+        using (KernelThreads.Use(threads))
         {
-            KernelParallelism.MaxThreads = threads;
             foreach (int dim in new[] { 7, 64, 300 }) // 300: short buckets (dense gradient rows of a bucket stay ~256 KiB)
             {
                 const int batch = 700;
@@ -539,10 +508,6 @@ public class EmbeddingBagKernelTests
                 }
             }
         }
-        finally
-        {
-            KernelParallelism.MaxThreads = saved;
-        }
     }
 
     [Test]
@@ -555,10 +520,8 @@ public class EmbeddingBagKernelTests
         // sort-based Collect path: then the update of the collected gradient with the same row primitives is bit-equal.
         const int tables = 4, batch = 600;
         const float lr = 0.05f, eps = 1e-3f, beta1 = 0.9f, beta2 = 0.99f;
-        int saved = KernelParallelism.MaxThreads;
-        try
+        using (KernelThreads.Use(threads))
         {
-            KernelParallelism.MaxThreads = threads;
             var rows = CoalescedRows;
             var (idx, off, psw, dOut, stride) = CoalescedCase(tables, batch, dim, maxLen: 9, seed: 77);
             var weights = Enumerable.Range(0, tables).Select(f => TestData.Floats(rows[f] * dim, 60 + f)).ToArray();
@@ -603,10 +566,6 @@ public class EmbeddingBagKernelTests
                 Assert.That(s1[f], Is.EqualTo(expected1[f]), $"state 1 of table {f}");
                 Assert.That(s2[f], Is.EqualTo(expected2[f]), $"state 2 of table {f}");
             }
-        }
-        finally
-        {
-            KernelParallelism.MaxThreads = saved;
         }
     }
 
@@ -709,17 +668,14 @@ public class EmbeddingBagKernelTests
         var psw = weighted ? w : null;
         float[] RunWith(int n)
         {
-            int saved = KernelParallelism.MaxThreads;
-            try
+            using (KernelThreads.Use(n))
             {
-                KernelParallelism.MaxThreads = n;
                 var output = new float[batch * tables * dim];
                 Array.Fill(output, float.NaN);
                 EmbeddingBagKernels.ForwardTables(weights, Enumerable.Repeat(rows, tables).ToArray(), dim, batch, idx, off, psw, PoolingMode.Sum,
                     output, tables * dim, 0);
                 return output;
             }
-            finally { KernelParallelism.MaxThreads = saved; }
         }
         var several = RunWith(threads);
         Assert.That(several, Is.EqualTo(RunWith(1)), $"{threads} threads vs 1");

@@ -153,10 +153,8 @@ public class GemmKernelsTests
         // A weight gradient with few columns (a layer with 13 inputs) is summed as outer products of A's rows, unpacked;
         // with more columns the same product takes the packed path. Both chain the multiply-adds over k in order, so
         // the narrow product equals the first columns of the wide one, bit for bit, on any thread count.
-        int saved = KernelParallelism.MaxThreads;
-        try
+        using (KernelThreads.Use(threads))
         {
-            KernelParallelism.MaxThreads = threads;
             int seed = 700;
             foreach (var (m, n, k) in new[] { (512, 13, 300), (16, 1, 9), (67, 16, 33), (130, 5, 1000), (64, 3, 4096) })
             {
@@ -175,10 +173,6 @@ public class GemmKernelsTests
                 for (int i = 0; i < m; i++)
                     Assert.That(narrow.AsSpan(i * n, n).ToArray(), Is.EqualTo(packed.AsSpan(i * wide, n).ToArray()), $"m={m} n={n} k={k}: row {i}, narrow vs packed bits");
             }
-        }
-        finally
-        {
-            KernelParallelism.MaxThreads = saved;
         }
     }
 
@@ -251,16 +245,13 @@ public class GemmKernelsTests
         var x = TestData.Floats(k * n, 2);
         (float[] W, float[] B) RunWith(int threads)
         {
-            int saved = KernelParallelism.MaxThreads;
-            try
+            using (KernelThreads.Use(threads))
             {
-                KernelParallelism.MaxThreads = threads;
                 var dw = new float[m * n];
                 var db = new float[m];
                 GemmKernels.LinearWeightGradients(dy, x, dw, db, m, n, k, accumulate: false);
                 return (dw, db);
             }
-            finally { KernelParallelism.MaxThreads = saved; }
         }
         var one = RunWith(1);
         var several = RunWith(threads);
@@ -279,15 +270,12 @@ public class GemmKernelsTests
         var bias = TestData.Floats(n, 33);
         float[] RunWith(int t)
         {
-            int saved = KernelParallelism.MaxThreads;
-            try
+            using (KernelThreads.Use(t))
             {
-                KernelParallelism.MaxThreads = t;
                 var y = new float[n];
                 GemmKernels.LinearForward(x, w, bias, y, 1, n, k, Activation.Relu);
                 return y;
             }
-            finally { KernelParallelism.MaxThreads = saved; }
         }
         var one = RunWith(1);
         Assert.That(RunWith(threads), Is.EqualTo(one));
@@ -313,15 +301,9 @@ public class GemmKernelsTests
         var b = TestData.Floats(k * n, 8);
         var c1 = new float[m * n];
         var c2 = new float[m * n];
-        int saved = KernelParallelism.MaxThreads;
-        try
-        {
-            KernelParallelism.MaxThreads = 1;
-            Run(layout, a, b, c1, m, n, k, false);
-            KernelParallelism.MaxThreads = Math.Max(2, saved);
-            Run(layout, a, b, c2, m, n, k, false);
-        }
-        finally { KernelParallelism.MaxThreads = saved; }
+        int many = Math.Max(2, KernelParallelism.MaxThreads);
+        using (KernelThreads.Use(1)) Run(layout, a, b, c1, m, n, k, false);
+        using (KernelThreads.Use(many)) Run(layout, a, b, c2, m, n, k, false);
         Assert.That(c2, Is.EqualTo(c1));
     }
 

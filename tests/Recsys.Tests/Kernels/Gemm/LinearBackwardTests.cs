@@ -104,13 +104,10 @@ public class LinearBackwardTests
         var start = Inputs(rows, outDim, inDim, 14);
         Result RunWith(int t)
         {
-            int saved = KernelParallelism.MaxThreads;
-            try
+            using (KernelThreads.Use(t))
             {
-                KernelParallelism.MaxThreads = t;
                 return Run(dy, x, w, start, accumulate: true, rows, outDim, inDim);
             }
-            finally { KernelParallelism.MaxThreads = saved; }
         }
         var one = RunWith(1);
         var several = RunWith(threads);

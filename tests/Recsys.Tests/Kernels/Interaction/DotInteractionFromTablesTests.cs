@@ -104,16 +104,9 @@ public class DotInteractionFromTablesTests
         // Enough samples (and work) for several chunks, so samples are split across threads.
         var c = MakeCase(batch: 301, f: 26, d: 64, maxLen: 2, seed: 5);
         var expected = TwoCalls(c, PoolingMode.Sum, weighted: false);
-        int saved = KernelParallelism.MaxThreads;
-        try
-        {
-            foreach (int threads in new[] { 1, 2, 3 })
-            {
-                KernelParallelism.MaxThreads = threads;
+        foreach (int threads in new[] { 1, 2, 3 })
+            using (KernelThreads.Use(threads))
                 Assert.That(Fused(c, PoolingMode.Sum, weighted: false), Is.EqualTo(expected), $"{threads} threads");
-            }
-        }
-        finally { KernelParallelism.MaxThreads = saved; }
     }
 
     [Test]

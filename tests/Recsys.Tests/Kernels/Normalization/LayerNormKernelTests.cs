@@ -80,15 +80,12 @@ public class LayerNormKernelTests
             }
         (float[] G, float[] B) Run(int threads, bool withDx)
         {
-            int saved = KernelParallelism.MaxThreads;
-            try
+            using (KernelThreads.Use(threads))
             {
-                KernelParallelism.MaxThreads = threads;
                 var dg = new float[d]; var db = new float[d];
                 LayerNormKernels.Backward(dy, x, gamma, mean, rstd, withDx ? new float[rows * d] : default, dg, db, rows, d);
                 return (dg, db);
             }
-            finally { KernelParallelism.MaxThreads = saved; }
         }
         var one = Run(1, withDx: false);
         TestData.AssertClose(one.G, edg, 1e-4, 1e-3, $"dgamma d={d}");
@@ -100,15 +97,12 @@ public class LayerNormKernelTests
         // dX computed in the same walk as dγ / dβ equals dX computed alone (row-parallel), on either thread count.
         float[] Dx(int threads, bool withParams)
         {
-            int saved = KernelParallelism.MaxThreads;
-            try
+            using (KernelThreads.Use(threads))
             {
-                KernelParallelism.MaxThreads = threads;
                 var dx = TestData.Floats(rows * d, 15); // dX accumulates
                 LayerNormKernels.Backward(dy, x, gamma, mean, rstd, dx, withParams ? new float[d] : default, withParams ? new float[d] : default, rows, d);
                 return dx;
             }
-            finally { KernelParallelism.MaxThreads = saved; }
         }
         var alone = Dx(2, withParams: false);
         Assert.That(Dx(1, withParams: true), Is.EqualTo(alone), "dX with dγ/dβ (1 thread) vs dX alone");

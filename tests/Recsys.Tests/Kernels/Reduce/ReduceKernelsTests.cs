@@ -32,15 +32,9 @@ public class ReduceKernelsTests
         var x = TestData.Floats(rows * cols, 3);
         var s1 = new float[cols];
         var s2 = new float[cols];
-        int saved = KernelParallelism.MaxThreads;
-        try
-        {
-            KernelParallelism.MaxThreads = 1;
-            ReduceKernels.ColumnSums(x, s1, rows, cols, false);
-            KernelParallelism.MaxThreads = Math.Max(2, saved);
-            ReduceKernels.ColumnSums(x, s2, rows, cols, false);
-        }
-        finally { KernelParallelism.MaxThreads = saved; }
+        int many = Math.Max(2, KernelParallelism.MaxThreads);
+        using (KernelThreads.Use(1)) ReduceKernels.ColumnSums(x, s1, rows, cols, false);
+        using (KernelThreads.Use(many)) ReduceKernels.ColumnSums(x, s2, rows, cols, false);
         Assert.That(s2, Is.EqualTo(s1));
     }
 
