@@ -116,25 +116,7 @@ public static class BenchCommand
                 table.AddColumn(new TableColumn("peer").RightAligned()).AddColumn(new TableColumn("ratio (>1 = faster)").RightAligned())
                     .AddColumn(new TableColumn($"range over {roundCount} round{(roundCount == 1 ? "" : "s")}").RightAligned());
                 foreach (var r in rows) table.AddRow(r.Metric, $"{r.Engine:G4}", $"{r.Peer:G4}", $"{r.Ratio:F2}", $"{r.RatioMin:F2}–{r.RatioMax:F2}");
-                var worst = PeerComparison.WorstPerWorkload(rows.Select(r => new PeerComparison.Row(r.Workload, r.Metric, r.Engine, r.Peer, r.PeerKey, r.Ratio)));
-                output["ratios"] = new JsonObject(worst.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(Math.Round(kv.Value, 4)))));
-                output["ratio_rows"] = new JsonArray(rows.Select(r => (JsonNode?)new JsonObject
-                {
-                    ["metric"] = r.Metric, ["engine"] = r.Engine, ["peer"] = r.Peer, ["peer_key"] = r.PeerKey, ["ratio"] = r.Ratio,
-                    ["ratio_min"] = r.RatioMin, ["ratio_max"] = r.RatioMax,
-                    ["ratio_per_round"] = new JsonArray(r.RoundRatios.Select(x => (JsonNode?)JsonValue.Create(x)).ToArray()),
-                }).ToArray());
-                output["interleaved"] = new JsonObject
-                {
-                    ["peer_command"] = peerCmd, ["peer_config"] = pr.GetValue(peerConfig), ["rounds"] = roundCount,
-                    ["pairs"] = new JsonArray(pairs.Select(p => (JsonNode?)new JsonObject
-                    {
-                        ["round"] = p.Round, ["workload"] = p.Workload, ["peer_first"] = p.PeerFirst,
-                        ["engine"] = new JsonObject(p.Engine.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(Math.Round(kv.Value, 5))))),
-                        ["peer"] = new JsonObject(p.Peer.Where(kv => kv.Key.StartsWith(p.Workload + "_", StringComparison.Ordinal))
-                            .Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value)))),
-                    }).ToArray()),
-                };
+                InterleavedComparison.AddToJson(output, rows, pairs, peerCmd!, pr.GetValue(peerConfig)!, roundCount);
             }
             else if (peerSummary is not null)
             {

@@ -1,3 +1,5 @@
+using System.Text.Json.Nodes;
+
 namespace Recsys.Cli.Bench;
 
 /// <summary>
@@ -38,6 +40,34 @@ public static class InterleavedComparison
                 rounds[^1].PeerKey, Median(ratios), ratios.Min(), ratios.Max(), ratios));
         }
         return result;
+    }
+
+    /// <summary>
+    /// Adds to the bench's JSON: <c>ratios</c> (per workload, the worst variant's median ratio), <c>ratio_rows</c> (each
+    /// metric's medians, range and per-round ratios) and <c>interleaved</c> (the command, and every pair's figures).
+    /// </summary>
+    public static void AddToJson(JsonObject output, IReadOnlyList<Row> rows, IReadOnlyList<Pair> pairs, string peerCommand, string peerConfig, int rounds)
+    {
+        var worst = PeerComparison.WorstPerWorkload(rows.Select(r => new PeerComparison.Row(r.Workload, r.Metric, r.Engine, r.Peer, r.PeerKey, r.Ratio)));
+        output["ratios"] = new JsonObject(worst.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(Math.Round(kv.Value, 4)))));
+        output["ratio_rows"] = new JsonArray(rows.Select(r => (JsonNode?)new JsonObject
+        {
+            ["metric"] = r.Metric, ["engine"] = r.Engine, ["peer"] = r.Peer, ["peer_key"] = r.PeerKey, ["ratio"] = r.Ratio,
+            ["ratio_min"] = r.RatioMin, ["ratio_max"] = r.RatioMax,
+            ["ratio_per_round"] = new JsonArray(r.RoundRatios.Select(x => (JsonNode?)JsonValue.Create(x)).ToArray()),
+        }).ToArray());
+        output["interleaved"] = new JsonObject
+        {
+            ["peer_command"] = peerCommand, ["peer_config"] = peerConfig, ["rounds"] = rounds,
+            ["pairs"] = new JsonArray(pairs.Select(p => (JsonNode?)new JsonObject
+            {
+                ["round"] = p.Round, ["workload"] = p.Workload, ["peer_first"] = p.PeerFirst,
+                ["engine"] = new JsonObject(p.Engine.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(Math.Round(kv.Value, 5))))),
+                // The peer's file holds every workload's keys when it ran them all; a pair keeps those of its workload.
+                ["peer"] = new JsonObject(p.Peer.Where(kv => kv.Key.StartsWith(p.Workload + "_", StringComparison.Ordinal))
+                    .Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(kv.Value)))),
+            }).ToArray()),
+        };
     }
 
     /// <summary>Per summary key, the median of the engine's values over the rounds.</summary>

@@ -13,6 +13,9 @@ public static class PeerCommand
     /// <summary>How much of the peer's stderr a failure message quotes (its last lines).</summary>
     private const int ErrorTailChars = 2000;
 
+    /// <summary>How long one workload's peer run may take before it is stopped (the peer's slowest, W1, takes ~1 minute).</summary>
+    internal static TimeSpan Timeout = TimeSpan.FromMinutes(30);
+
     /// <summary>
     /// Runs <c>bash -c "{command} --workloads {workload} --out {temp file}"</c> and reads that file's summary for
     /// <paramref name="config"/> (see <see cref="PeerComparison.ReadPeer"/>). Throws with the peer's stderr tail when the
@@ -52,7 +55,13 @@ public static class PeerCommand
             }
             process.BeginOutputReadLine();
             process.BeginErrorReadLine();
-            process.WaitForExit();
+            if (!process.WaitForExit(Timeout))
+            {
+                try { process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { } // it may have just exited
+                throw new InvalidOperationException(
+                    $"--peer-command did not finish {workload} within {Timeout.TotalMinutes:G} minutes and was stopped: {command}");
+            }
+            process.WaitForExit(); // the output handlers have drained both pipes once this returns
             string tail;
             lock (stderr) tail = stderr.Length > ErrorTailChars ? stderr.ToString(stderr.Length - ErrorTailChars, ErrorTailChars) : stderr.ToString();
             if (process.ExitCode != 0)

@@ -226,6 +226,22 @@ public class CliTests
         Assert.That(err, Does.Contain("wrote no results for W3"));
     }
 
+    [Test]
+    public void Bench_PeerCommandHangs_StoppedWithClearError()
+    {
+        var saved = Recsys.Cli.Bench.PeerCommand.Timeout;
+        Recsys.Cli.Bench.PeerCommand.Timeout = TimeSpan.FromSeconds(2);
+        try
+        {
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            var (code, _, err) = Run("bench", "--quick", "--workloads", "W3", "--peer-command", "sleep 600;");
+            Assert.That(code, Is.EqualTo(CliRunner.ExitFailure));
+            Assert.That(err, Does.Contain("did not finish W3 within"));
+            Assert.That(sw.Elapsed.TotalSeconds, Is.LessThan(120), "stopped at the timeout, not after the command");
+        }
+        finally { Recsys.Cli.Bench.PeerCommand.Timeout = saved; }
+    }
+
     [TestCase("--rounds", "0", "--peer-command", "true", "--rounds: expected a positive integer, got 0")]
     [TestCase("--rounds", "2", "--workloads", "W3", "--rounds 2: rounds repeat the interleaved runs of --peer-command")]
     [TestCase("--peer", "p.json", "--peer-command", "true", "give one of them")]
