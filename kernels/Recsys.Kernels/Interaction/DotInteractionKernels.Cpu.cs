@@ -150,9 +150,9 @@ public static unsafe partial class DotInteractionKernels
         }
 
         /// <summary>
-        /// Z rows by broadcast-FMA over Tᵀ: Z[i, j..j+16) = Σ_k T[i, k]·Tᵀ[k, j..j+16). Four rows and two
-        /// column vectors at a time give 8 independent accumulators and no horizontal sums; only the
-        /// column blocks that hold some j &lt; i are computed.
+        /// Z rows by broadcast-FMA over Tᵀ: Z[i, j..j+16) = Σ_k T[i, k]·Tᵀ[k, j..j+16), with no horizontal sums; only the
+        /// column blocks that hold some j &lt; i are computed. Rows go eight at a time (8 or 16 accumulators), a last block
+        /// of at most four rows four at a time. Every Z element is one FMA chain over k in order, whichever block computes it.
         /// </summary>
         private void Blocked(float* x, float* e, float* o)
         {
@@ -198,8 +198,9 @@ public static unsafe partial class DotInteractionKernels
                 for (int c = 0; c < cols; c += 32)
                 {
                     // The columns still needed decide the width: 32 as two Vector512s, 24 as a Vector512 and a
-                    // Vector256, 16 as one Vector512, 8 as one Vector256 (a Vector256 FMA costs half a Vector512 one
-                    // here). The lanes hold the same sums whatever the width.
+                    // Vector256, 16 as one Vector512, 8 as one Vector256 (chosen when a Vector256 FMA measured half the
+                    // cost of a Vector512 one; the eight-row kernels measured them the same on a later host). The lanes
+                    // hold the same sums whatever the width.
                     int width = cols - c;
                     float* tc = tt + c;
                     if (width > 24) Columns32(tc, np, d, r0, r1, r2, r3, zb + c, np);
