@@ -48,7 +48,8 @@ public static class BenchCommand
             if (roundCount < 1) throw new ArgumentException($"--rounds: expected a positive integer, got {roundCount}.");
             if (roundCount > 1 && peerCmd is null)
                 throw new ArgumentException($"--rounds {roundCount}: rounds repeat the interleaved runs of --peer-command, which was not given.");
-            Dictionary<string, double>? peerSummary = pr.GetValue(peer) is { } peerPath ? PeerComparison.ReadPeer(peerPath, pr.GetValue(peerConfig)!) : null;
+            string config = pr.GetValue(peerConfig)!;
+            Dictionary<string, double>? peerSummary = pr.GetValue(peer) is { } peerPath ? PeerComparison.ReadPeer(peerPath, config) : null;
 
             bool isQuick = pr.GetValue(quick);
             BenchProtocol.Scale = isQuick ? 0.05 : 1.0;
@@ -74,11 +75,11 @@ public static class BenchCommand
                         // Who goes first alternates, so a drift during the pair does not always favour the same side.
                         bool peerFirst = (round + i) % 2 == 1;
                         Dictionary<string, double>? peerValues = null;
-                        if (peerFirst) peerValues = RunPeer(peerCmd, ids[i], pr.GetValue(peerConfig)!, round, roundCount);
+                        if (peerFirst) peerValues = RunPeer(peerCmd, ids[i], config, round, roundCount);
                         w.Run(ids[i]);
                         var engineValues = w.Summary.Where(kv => kv.Key.StartsWith(ids[i] + "_", StringComparison.Ordinal))
                             .ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
-                        peerValues ??= RunPeer(peerCmd, ids[i], pr.GetValue(peerConfig)!, round, roundCount);
+                        peerValues ??= RunPeer(peerCmd, ids[i], config, round, roundCount);
                         pairs.Add(new InterleavedComparison.Pair(round, ids[i], peerFirst, engineValues, peerValues));
                     }
                 // The summary is the engine's median over the rounds.
@@ -116,7 +117,7 @@ public static class BenchCommand
                 table.AddColumn(new TableColumn("peer").RightAligned()).AddColumn(new TableColumn("ratio (>1 = faster)").RightAligned())
                     .AddColumn(new TableColumn($"range over {roundCount} round{(roundCount == 1 ? "" : "s")}").RightAligned());
                 foreach (var r in rows) table.AddRow(r.Metric, $"{r.Engine:G4}", $"{r.Peer:G4}", $"{r.Ratio:F2}", $"{r.RatioMin:F2}–{r.RatioMax:F2}");
-                InterleavedComparison.AddToJson(output, rows, pairs, peerCmd!, pr.GetValue(peerConfig)!, roundCount);
+                InterleavedComparison.AddToJson(output, rows, pairs, peerCmd!, config, roundCount);
             }
             else if (peerSummary is not null)
             {

@@ -195,7 +195,7 @@ public static unsafe partial class EmbeddingBagKernels
                 if (rowCopy && p1 - p0 == 1)
                 {
                     // Pooling 1 (every DLRM's case): the bag is its row. Ask for the row RowPrefetchDistance bags ahead.
-                    if (p0 + RowPrefetchDistance < tableEnd) PrefetchRow(t->Weight + (uint)indices[p0 + RowPrefetchDistance] * 64L, 64);
+                    if (p0 + RowPrefetchDistance < tableEnd) PrefetchRow64(t->Weight, indices[p0 + RowPrefetchDistance]);
                     badPos = PoolBagOrCopyRow(t, dim, indices, p0, p1, psw, mean, rowCopy, nt, dst);
                 }
                 else if (pairs && p1 - p0 >= 2 && i + 1 < end && b + 1 < batch && offsets[i + 2] - p1 >= 2)
@@ -391,11 +391,7 @@ public static unsafe partial class EmbeddingBagKernels
 
     /// <summary>Asks for row <paramref name="id"/> of a D = 64 table into L2. A hint only: the id is not checked (a prefetch never faults).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void PrefetchRow64(float* w, int id)
-    {
-        float* q = w + (nint)(uint)id * 64;
-        Sse.Prefetch1(q); Sse.Prefetch1(q + 16); Sse.Prefetch1(q + 32); Sse.Prefetch1(q + 48);
-    }
+    private static void PrefetchRow64(float* w, int id) => PrefetchRow(w + (nint)(uint)id * 64, 64);
 
     /// <summary>The running sum of a bag's 256-byte rows (D = 64) in four Vector512s; a local of it stays in registers.</summary>
     private struct RowSum64
@@ -440,7 +436,7 @@ public static unsafe partial class EmbeddingBagKernels
         float scale = mean ? 1f / len : 1f;
         if (dim == 64 && psw == null && Vector512.IsHardwareAccelerated && Sse.IsSupported)
         {
-            SumRows64(w, idx, start, end, prefetchEnd, mean ? scale : 1f, mean, dst);
+            SumRows64(w, idx, start, end, prefetchEnd, scale, mean, dst);
             return -1;
         }
         long ld = dim;
