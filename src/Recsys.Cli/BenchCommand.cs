@@ -39,6 +39,8 @@ public static class BenchCommand
             using var dev = Device.Parse(pr.GetValue(device)!);
             KernelParallelism.MaxThreads = Options.Threads(pr.GetValue(threads));
             var ids = pr.GetValue(workloads)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(s => s.ToUpperInvariant()).ToArray();
+            if (ids.Length == 0)
+                throw new ArgumentException($"--workloads: expected some of {string.Join(",", Workloads.All)}, got '{pr.GetValue(workloads)}'.");
             foreach (var id in ids)
                 if (!Workloads.All.Contains(id)) throw new ArgumentException($"--workloads: unknown workload '{id}', expected some of {string.Join(",", Workloads.All)}.");
             string? peerCmd = pr.GetValue(peerCommand);
@@ -49,6 +51,11 @@ public static class BenchCommand
             if (roundCount > 1 && peerCmd is null)
                 throw new ArgumentException($"--rounds {roundCount}: rounds repeat the interleaved runs of --peer-command, which was not given.");
             string config = pr.GetValue(peerConfig)!;
+            // Checked before any workload runs: a run can take many minutes, and its results must not be lost at the end.
+            if (pr.GetResult(peerConfig) is { Implicit: false } && pr.GetValue(peer) is null && peerCmd is null)
+                throw new ArgumentException($"--peer-config {config}: it selects the peer configuration to compare with, which needs --peer or --peer-command.");
+            string? jsonPath = pr.GetValue(json);
+            if (jsonPath is not null) CheckOutputPath(jsonPath);
             Dictionary<string, double>? peerSummary = pr.GetValue(peer) is { } peerPath ? PeerComparison.ReadPeer(peerPath, config) : null;
 
             bool isQuick = pr.GetValue(quick);
@@ -136,11 +143,31 @@ public static class BenchCommand
                 foreach (var (k, v) in w.Summary) table.AddRow(k, $"{v:G4}");
             }
             AnsiConsole.Write(table);
-            if (pr.GetValue(json) is { } path)
-                AtomicFile.WriteAllText(path, output.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            if (jsonPath is not null)
+                AtomicFile.WriteAllText(jsonPath, output.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary>
+    /// Fails before the run, not after it, when the results could not be written to <paramref name="path"/>: empty, an
+    /// existing directory, or a parent that cannot be created.
+    /// </summary>
+    private static void CheckOutputPath(string path)
+    {
+        if (string.IsNullOrWhiteSpace(path)) throw new ArgumentException("--json: expected a file path, got an empty string.");
+        if (Directory.Exists(path)) throw new ArgumentException($"--json {path}: is a directory; expected a file path.");
+        string? parent = Path.GetDirectoryName(Path.GetFullPath(path));
+        if (parent is null) return;
+        try
+        {
+            Directory.CreateDirectory(parent);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ArgumentException($"--json {path}: cannot create its directory {parent} ({e.Message}).");
+        }
     }
 
     private static Dictionary<string, double> RunPeer(string command, string workload, string config, int round, int rounds)

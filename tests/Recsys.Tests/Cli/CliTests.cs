@@ -253,6 +253,31 @@ public class CliTests
     }
 
     [Test]
+    public void Bench_BadOptions_FailBeforeAnyWorkloadRuns()
+    {
+        string dirAsFile = Path.Combine(_dir, "a-directory");
+        Directory.CreateDirectory(dirAsFile);
+        string fileAsParent = Path.Combine(_dir, "a-file");
+        File.WriteAllText(fileAsParent, "x");
+        var cases = new (string[] Args, string Message)[]
+        {
+            (new[] { "--workloads", "" }, "--workloads: expected some of W1,W2,W3,W4,W5,W6,W7,W8, got ''"),
+            (new[] { "--workloads", " , " }, "--workloads: expected some of"),
+            (new[] { "--peer-config", "tuned" }, "--peer-config tuned: it selects the peer configuration to compare with, which needs --peer or --peer-command"),
+            (new[] { "--json", dirAsFile }, "is a directory; expected a file path"),
+            (new[] { "--json", Path.Combine(fileAsParent, "out.json") }, "cannot create its directory"),
+        };
+        foreach (var (args, message) in cases)
+        {
+            var (code, _, err) = Run(new[] { "bench", "--quick" }.Concat(args).ToArray());
+            Assert.That(code, Is.EqualTo(CliRunner.ExitFailure), string.Join(" ", args));
+            Assert.That(err, Does.Contain(message), string.Join(" ", args));
+            // Nothing ran: the bench logs each workload it times.
+            Assert.That(err, Does.Not.Contain("W1 ").And.Not.Contain("W2 MLP").And.Not.Contain("W3 dot"), string.Join(" ", args));
+        }
+    }
+
+    [Test]
     public void Bench_ProfileW6_ListsEveryOpOfTheDlrmStep()
     {
         var json = Path.Combine(_dir, "bench.json");
