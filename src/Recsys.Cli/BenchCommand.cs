@@ -55,7 +55,7 @@ public static class BenchCommand
             if (pr.GetResult(peerConfig) is { Implicit: false } && pr.GetValue(peer) is null && peerCmd is null)
                 throw new ArgumentException($"--peer-config {config}: it selects the peer configuration to compare with, which needs --peer or --peer-command.");
             string? jsonPath = pr.GetValue(json);
-            if (jsonPath is not null) CheckOutputPath(jsonPath);
+            if (jsonPath is not null) OutputFile.Check("--json", jsonPath);
             Dictionary<string, double>? peerSummary = pr.GetValue(peer) is { } peerPath ? PeerComparison.ReadPeer(peerPath, config) : null;
 
             bool isQuick = pr.GetValue(quick);
@@ -107,7 +107,7 @@ public static class BenchCommand
                     ["cpu_count"] = Environment.ProcessorCount,
                     ["vector512"] = System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated,
                     ["vector256"] = System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated,
-                    // Bimodal on a virtualised host (~70-140 or ~300-370 ns): latency-bound workloads (random row updates,
+                    // Bimodal on a virtualised host (~50-140 or ~300-600 ns): latency-bound workloads (random row updates,
                     // small-batch steps) are up to 2x slower in the second mode. Keyed by workload: measured right after it.
                     ["core_to_core_round_trip_ns_start"] = double.IsFinite(probeStart) ? probeStart : null,
                     ["core_to_core_round_trip_ns_after"] = new JsonObject(w.CoreToCoreAfter.Select(kv => KeyValuePair.Create(kv.Key, (JsonNode?)JsonValue.Create(Math.Round(kv.Value))))),
@@ -148,26 +148,6 @@ public static class BenchCommand
             return 0;
         });
         return cmd;
-    }
-
-    /// <summary>
-    /// Fails before the run, not after it, when the results could not be written to <paramref name="path"/>: empty, an
-    /// existing directory, or a parent that cannot be created.
-    /// </summary>
-    private static void CheckOutputPath(string path)
-    {
-        if (string.IsNullOrWhiteSpace(path)) throw new ArgumentException("--json: expected a file path, got an empty string.");
-        if (Directory.Exists(path)) throw new ArgumentException($"--json {path}: is a directory; expected a file path.");
-        string? parent = Path.GetDirectoryName(Path.GetFullPath(path));
-        if (parent is null) return;
-        try
-        {
-            Directory.CreateDirectory(parent);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new ArgumentException($"--json {path}: cannot create its directory {parent} ({e.Message}).");
-        }
     }
 
     private static Dictionary<string, double> RunPeer(string command, string workload, string config, int round, int rounds)

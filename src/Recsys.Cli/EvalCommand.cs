@@ -26,6 +26,7 @@ public static class EvalCommand
         {
             using var dev = Device.Parse(pr.GetValue(device)!);
             KernelParallelism.MaxThreads = Options.Threads(pr.GetValue(threads));
+            if (pr.GetValue(outFile) is { } outPath) OutputFile.Check("--out", outPath);
             var result = Evaluate(pr.GetValue(checkpoint)!, pr.GetValue(data)!, pr.GetValue(skipMalformed) ? MalformedPolicy.Skip : MalformedPolicy.Fail, dev);
             Report.Print(result, $"{Path.GetFileName(pr.GetValue(data))} scored by {pr.GetValue(checkpoint)}");
             if (pr.GetValue(outFile) is { } o)

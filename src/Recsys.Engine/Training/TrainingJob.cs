@@ -48,6 +48,20 @@ public sealed record TrainJobResult(RunResult Run, IReadOnlyList<RunResult> Fold
 /// </summary>
 public static class TrainingJob
 {
+    private static void CreateOutDir(string dir)
+    {
+        if (string.IsNullOrWhiteSpace(dir)) throw new ArgumentException("output directory: expected a path, got an empty string.");
+        if (File.Exists(dir)) throw new IOException($"output directory '{dir}': a file of that name exists; expected a directory (or a path that can be created).");
+        try
+        {
+            Directory.CreateDirectory(dir);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"output directory '{dir}': cannot be created ({e.Message}).", e);
+        }
+    }
+
     public static TrainJobResult Run(TrainJobSpec spec, Action<TrainProgress>? progress = null, Action<string>? log = null)
     {
         spec.Validate();
@@ -55,6 +69,8 @@ public static class TrainingJob
         // One device for the whole job (every fold), released at the end; opened first so a missing GPU fails fast.
         using var device = Device.Parse(spec.Training.Device);
         log($"device: {device.Name}{(device.IsGpu ? $" ({device.Gpu})" : "")}");
+        // Before the data is loaded and the model trained: a job's results must not be lost to a bad output path at the end.
+        if (spec.OutDir is not null) CreateOutDir(spec.OutDir);
         InMemoryDataset data;
         SyntheticClickModel? synthetic = null;
         string description;
@@ -78,7 +94,6 @@ public static class TrainingJob
         JsonLinesWriter? jsonl = null;
         if (spec.OutDir is not null)
         {
-            Directory.CreateDirectory(spec.OutDir);
             string path = Path.Combine(spec.OutDir, "metrics.jsonl");
             if (File.Exists(path)) File.Delete(path);
             jsonl = new JsonLinesWriter(path);

@@ -112,6 +112,28 @@ public class CliTests
     }
 
     [Test]
+    public void Train_OutIsAFile_ClearError_FileLeftAlone()
+    {
+        var file = Path.Combine(_dir, "a-file");
+        File.WriteAllText(file, "x");
+        var (code, _, err) = Run("train", "--synthetic-rows", "200", "--out", file, "--quiet");
+        Assert.That(code, Is.EqualTo(CliRunner.ExitFailure));
+        Assert.That(err, Does.Contain($"output directory '{file}': a file of that name exists"));
+        Assert.That(File.ReadAllText(file), Is.EqualTo("x"), "the file is left alone");
+    }
+
+    [Test]
+    public void Eval_OutIsADirectory_FailsBeforeEvaluating()
+    {
+        var dir = Path.Combine(_dir, "a-directory");
+        Directory.CreateDirectory(dir);
+        // The checkpoint does not exist either: --out is checked first.
+        var (code, _, err) = Run("eval", "--checkpoint", Path.Combine(_dir, "none"), "--data", WriteCriteo(10, 4), "--out", dir);
+        Assert.That(code, Is.EqualTo(CliRunner.ExitFailure));
+        Assert.That(err, Does.Contain($"--out {dir}: is a directory; expected a file path"));
+    }
+
+    [Test]
     public void Eval_MissingCheckpoint_ClearError()
     {
         var data = WriteCriteo(10, 4);
