@@ -1,6 +1,7 @@
 using Recsys.Kernels.Common;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Recsys.Kernels.Gemm;
 
@@ -39,6 +40,20 @@ public static partial class GemmKernels
     private static unsafe void Kernel8x32Core(int kc, float* a, long aRow, long aStep, float* b, long bStep, float* c, long ldc, bool add,
         float* bias, Activation act)
     {
+        // A tile that adds to C reads C at the end: ask for its rows now (three lines each, as a row of 32 floats at any
+        // offset spans three), so the loads do not wait on memory after the k loop. DCNv2's dX += dPre·W at W4's shape
+        // (C 4096 × 429, 7 MB, last written by another op): 4.15–4.44 → 3.93–4.09 ms, the backward of a layer 9.8–10.1 →
+        // 9.4–9.6 ms (two threads, calls interleaved).
+        if (add && Sse.IsSupported)
+        {
+            for (int r = 0; r < 8; r++)
+            {
+                float* row = c + r * ldc;
+                Sse.Prefetch1(row);
+                Sse.Prefetch1(row + 16);
+                Sse.Prefetch1(row + 31);
+            }
+        }
         float* aHi = a + 4 * aRow;
         long aRow2 = 2 * aRow, aRow3 = 3 * aRow;
         Vector512<float> c00 = default, c01 = default;
