@@ -48,6 +48,10 @@ public sealed record TrainJobResult(RunResult Run, IReadOnlyList<RunResult> Fold
 /// </summary>
 public static class TrainingJob
 {
+    /// <summary>
+    /// Creates the output directory at the start of a job, or throws saying why it cannot be one (empty, an existing
+    /// file, or not creatable), before any data is loaded or any step is trained.
+    /// </summary>
     private static void CreateOutDir(string dir)
     {
         if (string.IsNullOrWhiteSpace(dir)) throw new ArgumentException("output directory: expected a path, got an empty string.");
