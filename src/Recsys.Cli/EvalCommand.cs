@@ -26,17 +26,18 @@ public static class EvalCommand
         {
             using var dev = Device.Parse(pr.GetValue(device)!);
             KernelParallelism.MaxThreads = Options.Threads(pr.GetValue(threads));
-            if (pr.GetValue(outFile) is { } outPath) OutputFile.Check("--out", outPath);
+            string? outPath = pr.GetValue(outFile);
+            if (outPath is not null) OutputFile.Check("--out", outPath);
             var result = Evaluate(pr.GetValue(checkpoint)!, pr.GetValue(data)!, pr.GetValue(skipMalformed) ? MalformedPolicy.Skip : MalformedPolicy.Fail, dev);
             Report.Print(result, $"{Path.GetFileName(pr.GetValue(data))} scored by {pr.GetValue(checkpoint)}");
-            if (pr.GetValue(outFile) is { } o)
+            if (outPath is not null)
             {
                 var json = new JsonObject
                 {
                     ["auc"] = result.Auc, ["logloss"] = result.LogLoss, ["ne"] = result.NormalizedEntropy, ["calibration"] = result.Calibration,
                     ["auc_stderr"] = result.AucStdErr, ["rows"] = result.Count, ["base_rate"] = result.BaseRate,
                 };
-                AtomicFile.WriteAllText(o, json.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+                AtomicFile.WriteAllText(outPath, json.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
             }
             return 0;
         });

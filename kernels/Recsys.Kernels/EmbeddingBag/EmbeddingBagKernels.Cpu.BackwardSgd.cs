@@ -16,6 +16,22 @@ public static unsafe partial class EmbeddingBagKernels
     private const int DOutputPrefetchSamples = 2;
 
     /// <summary>
+    /// Bags at most this long on average are walked sample by sample by the SGD backward (all of a thread's tables for
+    /// sample b, then b-1), longer ones table by table. The forward pools every bag length in table order (see
+    /// <see cref="ForwardBody"/>); walking the backward in table order too measured faster on W1 (26 uniform tables,
+    /// 2.43 → 2.13 ms a pooling-1 step) but slower on W6's DLRM step (EmbeddingBags backward 4.6 → 7.1–7.8 ms at batch
+    /// 4096, 0.39–0.45 → 0.57–0.64 at 256, per-op profile), so the backward keeps its sample order for short bags.
+    /// </summary>
+    private const int ShortBagLength = 4;
+
+    /// <summary>
+    /// How many bags ahead, divided by the tables a thread walks, the sample-order SGD backward prefetches a sample's rows.
+    /// Measured when the forward also ran in sample order with this distance (W1 pooling 1, 26 tables, 13 per thread,
+    /// `bench --workloads W1`, five interleaved runs each): the training step 3.89 / 3.79 / 3.77 ms at 32 / 16 / 64.
+    /// </summary>
+    private const int SampleMajorPrefetchDistance = 64;
+
+    /// <summary>
     /// Backward fused with plain SGD. SGD needs no coalesced gradient: w_r -= lr · Σ_j c_j equals applying each
     /// contribution c_j = s_b · w_j · dOutput[b] to row r in turn (up to float rounding), so no sort and no
     /// gathered dOutput rows are needed. Each table's bags are walked and every id's row is updated

@@ -196,7 +196,7 @@ public static unsafe partial class EmbeddingBagKernels
                 {
                     // Pooling 1 (every DLRM's case): the bag is its row. Ask for the row RowPrefetchDistance bags ahead.
                     if (p0 + RowPrefetchDistance < tableEnd) PrefetchRow64(t->Weight, indices[p0 + RowPrefetchDistance]);
-                    badPos = PoolBagOrCopyRow(t, dim, indices, p0, p1, psw, mean, rowCopy, nt, dst);
+                    badPos = CopyRow64(t, indices, p0, nt, dst);
                 }
                 else if (pairs && p1 - p0 >= 2 && i + 1 < end && b + 1 < batch && offsets[i + 2] - p1 >= 2)
                 {
@@ -228,22 +228,6 @@ public static unsafe partial class EmbeddingBagKernels
             if (nt) Sse.StoreFence(); // non-temporal stores are weakly ordered: make them visible before the chunk reports done
         }
     }
-
-    /// <summary>
-    /// Bags at most this long on average are walked sample by sample by the SGD backward (all of a thread's tables for
-    /// sample b, then b-1), longer ones table by table. The forward pools every bag length in table order (see
-    /// <see cref="ForwardBody"/>); walking the backward in table order too measured faster on W1 (26 uniform tables,
-    /// 2.43 → 2.13 ms a pooling-1 step) but slower on W6's DLRM step (EmbeddingBags backward 4.6 → 7.1–7.8 ms at batch
-    /// 4096, 0.39–0.45 → 0.57–0.64 at 256, per-op profile), so the backward keeps its sample order for short bags.
-    /// </summary>
-    private const int ShortBagLength = 4;
-
-    /// <summary>
-    /// How many bags ahead, divided by the tables a thread walks, the sample-order SGD backward prefetches a sample's rows.
-    /// Measured when the forward also ran in sample order with this distance (W1 pooling 1, 26 tables, 13 per thread,
-    /// `bench --workloads W1`, five interleaved runs each): the training step 3.89 / 3.79 / 3.77 ms at 32 / 16 / 64.
-    /// </summary>
-    private const int SampleMajorPrefetchDistance = 64;
 
     /// <summary>
     /// Output size from which the pooling-1 row copies use non-temporal stores: half of one core's 2 MiB L2. A smaller
@@ -303,14 +287,24 @@ public static unsafe partial class EmbeddingBagKernels
 
     /// <summary>
     /// Pools bag [p0, p1) of table <paramref name="t"/> into dst. With <paramref name="rowCopy"/> (D = 64, no per-id
-    /// weights, Vector512) a one-id bag — pooling 1, every DLRM's case — is copied as one 256-byte row, since sum and mean
-    /// are both the row itself, with non-temporal stores when <paramref name="nt"/>; PoolBag's general checks would cost
-    /// about as much as the copy. Returns -1, or the first position whose id is out of range (dst then undefined).
+    /// weights, Vector512) a one-id bag — pooling 1, every DLRM's case — is copied as one 256-byte row
+    /// (<see cref="CopyRow64"/>), since sum and mean are both the row itself; PoolBag's general checks would cost about as
+    /// much as the copy. Returns -1, or the first position whose id is out of range (dst then undefined).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static int PoolBagOrCopyRow(TablePtr* t, int dim, int* indices, int p0, int p1, float* psw, bool mean, bool rowCopy, bool nt, float* dst)
     {
         if (!rowCopy || p1 - p0 != 1) return PoolBag(t->Weight, t->Rows, dim, indices, p0, p1, psw, mean, dst);
+        return CopyRow64(t, indices, p0, nt, dst);
+    }
+
+    /// <summary>
+    /// The one-id bag at position <paramref name="p0"/> of a D = 64 table: its 256-byte row copied to dst, with
+    /// non-temporal stores when <paramref name="nt"/>. Returns -1, or p0 when the id is out of range (dst then untouched).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int CopyRow64(TablePtr* t, int* indices, int p0, bool nt, float* dst)
+    {
         uint id = (uint)indices[p0];
         if (id >= (uint)t->Rows) return p0;
         float* r = t->Weight + id * 64L;

@@ -180,11 +180,7 @@ public static unsafe partial class DotInteractionKernels
                     if (width > 16 && c + 32 <= np) { Rows8Columns32(tc, np, d, in block, zb + c, np); c += 32; }
                     else { Rows8Columns16(tc, np, d, in block, zb + c, np); c += 16; }
                 }
-                for (int r = 0; r < rows; r++)
-                {
-                    int i = i0 + r;
-                    RowMath.Copy(zb + r * np, o + d + i * (i - 1) / 2, i);
-                }
+                StoreLowerRows(zb, np, o + d, i0, rows);
             }
             for (; i0 < n; i0 += 4)
             {
@@ -208,11 +204,20 @@ public static unsafe partial class DotInteractionKernels
                     else if (width > 8) Columns16(tc, np, d, r0, r1, r2, r3, zb + c, np);
                     else Columns8(tc, np, d, r0, r1, r2, r3, zb + c, np);
                 }
-                for (int r = 0; r < rows; r++)
-                {
-                    int i = i0 + r;
-                    RowMath.Copy(zb + r * np, o + d + i * (i - 1) / 2, i);
-                }
+                StoreLowerRows(zb, np, o + d, i0, rows);
+            }
+        }
+
+        /// <summary>
+        /// Writes rows i0 .. i0+rows-1 of a block of Z (row r at <c>zb + r·np</c>) to the output's lower triangle
+        /// <paramref name="z"/>: row i's first i entries (Z[i, j], j &lt; i) at <c>i·(i-1)/2</c>.
+        /// </summary>
+        private static void StoreLowerRows(float* zb, int np, float* z, int i0, int rows)
+        {
+            for (int r = 0; r < rows; r++)
+            {
+                int i = i0 + r;
+                RowMath.Copy(zb + r * np, z + i * (i - 1) / 2, i);
             }
         }
 

@@ -59,7 +59,20 @@ public static class BenchProtocol
         }
         Array.Sort(times);
         double Pct(double q) => times[Math.Clamp((int)Math.Round(q * (n - 1)), 0, n - 1)];
-        double median = n % 2 == 1 ? times[n / 2] : 0.5 * (times[n / 2 - 1] + times[n / 2]);
-        return new StepStats(median, times[0], times.Average(), Pct(0.1), Pct(0.9), times[^1], n, warm, warmTotal);
+        return new StepStats(MedianOfSorted(times), times[0], times.Average(), Pct(0.1), Pct(0.9), times[^1], n, warm, warmTotal);
+    }
+
+    /// <summary>The median (the mean of the middle two for an even count).</summary>
+    public static double Median(IEnumerable<double> values)
+    {
+        var v = values.OrderBy(x => x).ToArray();
+        if (v.Length == 0) throw new ArgumentException("Median of no values.", nameof(values));
+        return MedianOfSorted(v);
+    }
+
+    private static double MedianOfSorted(double[] sorted)
+    {
+        int n = sorted.Length;
+        return n % 2 == 1 ? sorted[n / 2] : 0.5 * (sorted[n / 2 - 1] + sorted[n / 2]);
     }
 }

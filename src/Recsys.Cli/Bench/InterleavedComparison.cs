@@ -36,8 +36,8 @@ public static class InterleavedComparison
         {
             var rounds = byMetric[metric];
             var ratios = rounds.Select(r => r.Ratio).ToArray();
-            result.Add(new Row(rounds[0].Workload, metric, Median(rounds.Select(r => r.Engine)), Median(rounds.Select(r => r.Peer)),
-                rounds[^1].PeerKey, Median(ratios), ratios.Min(), ratios.Max(), ratios));
+            result.Add(new Row(rounds[0].Workload, metric, BenchProtocol.Median(rounds.Select(r => r.Engine)), BenchProtocol.Median(rounds.Select(r => r.Peer)),
+                rounds[^1].PeerKey, BenchProtocol.Median(ratios), ratios.Min(), ratios.Max(), ratios));
         }
         return result;
     }
@@ -80,14 +80,6 @@ public static class InterleavedComparison
                 if (!values.TryGetValue(k, out var list)) values[k] = list = new();
                 list.Add(v);
             }
-        return values.ToDictionary(kv => kv.Key, kv => Median(kv.Value), StringComparer.Ordinal);
-    }
-
-    /// <summary>The median (the mean of the middle two for an even count).</summary>
-    public static double Median(IEnumerable<double> values)
-    {
-        var v = values.OrderBy(x => x).ToArray();
-        if (v.Length == 0) throw new ArgumentException("Median of no values.", nameof(values));
-        return v.Length % 2 == 1 ? v[v.Length / 2] : (v[v.Length / 2 - 1] + v[v.Length / 2]) / 2;
+        return values.ToDictionary(kv => kv.Key, kv => BenchProtocol.Median(kv.Value), StringComparer.Ordinal);
     }
 }
