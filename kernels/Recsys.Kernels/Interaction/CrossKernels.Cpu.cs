@@ -24,10 +24,9 @@ public static unsafe class CrossKernels
         CheckRows(x0, xl, hidden, output, batch, dim, nameof(Forward));
         KernelGuard.AtLeast(weight, (long)dim * dim, nameof(weight), nameof(Forward));
         KernelGuard.AtLeast(bias, dim, nameof(bias), nameof(Forward));
-        // The bias rides in the GEMM's epilogue (added to each tile as it is stored), so the pass after it only reads
-        // x0, hidden and x_l and writes y.
-        GemmKernels.LinearForward(xl, weight, bias.Slice(0, dim), hidden, batch, dim, dim, Activation.None);
-        RunForwardEpilogue(x0, xl, default, hidden, output, batch, dim);
+        // The bias and the residual product ride in the GEMM's epilogue: each tile of hidden gets its bias as it is
+        // stored and its tile of y right after, while it is in L1 (no second pass reading hidden, x0 and x_l back).
+        GemmKernels.LinearForwardResidualProduct(xl, weight, bias.Slice(0, dim), hidden, x0, xl, output, batch, dim, dim);
     }
 
     /// <summary>
@@ -86,23 +85,19 @@ public static unsafe class CrossKernels
         if (!dXl.IsEmpty) GemmKernels.MatMulNT(dProjected, v, dXl, batch, dim, rank, accumulate: true);
     }
 
-    /// <summary>Fused forward epilogue: hidden += b (in place), output = x0 ⊙ hidden + x_l. All [B, d], bias [d].</summary>
+    /// <summary>
+    /// Fused forward epilogue: hidden += b (in place), output = x0 ⊙ hidden + x_l (one fused multiply-add per element, as in
+    /// the full-rank forward's GEMM epilogue). All [B, d], bias [d].
+    /// </summary>
     public static void ForwardEpilogue(ReadOnlySpan<float> x0, ReadOnlySpan<float> xl, ReadOnlySpan<float> bias,
         Span<float> hidden, Span<float> output, int batch, int dim)
     {
         CheckRows(x0, xl, hidden, output, batch, dim, nameof(ForwardEpilogue));
         KernelGuard.AtLeast(bias, dim, nameof(bias), nameof(ForwardEpilogue));
-        RunForwardEpilogue(x0, xl, bias, hidden, output, batch, dim);
-    }
-
-    /// <summary><see cref="ForwardEpilogue"/>, or with an empty <paramref name="bias"/> (already in hidden) just output = x0 ⊙ hidden + x_l.</summary>
-    private static void RunForwardEpilogue(ReadOnlySpan<float> x0, ReadOnlySpan<float> xl, ReadOnlySpan<float> bias,
-        Span<float> hidden, Span<float> output, int batch, int dim)
-    {
         if (batch == 0 || dim == 0) return;
         fixed (float* p0 = x0, pl = xl, pb = bias, ph = hidden, po = output)
         {
-            var body = new ForwardEpilogueBody { X0 = p0, Xl = pl, Bias = bias.IsEmpty ? null : pb, Hidden = ph, Output = po, Batch = batch, Dim = dim };
+            var body = new ForwardEpilogueBody { X0 = p0, Xl = pl, Bias = pb, Hidden = ph, Output = po, Batch = batch, Dim = dim };
             KernelParallelism.For(KernelParallelism.Chunks(batch, 4L * dim, 262_144), ref body);
         }
     }
@@ -153,11 +148,6 @@ public static unsafe class CrossKernels
             {
                 long o = (long)r * n;
                 float* x0 = X0 + o, xl = Xl + o, h = Hidden + o, y = Output + o, b = Bias;
-                if (b == null)
-                {
-                    ResidualProductRow(x0, h, xl, y, n);
-                    continue;
-                }
                 int i = 0;
                 if (Vector512.IsHardwareAccelerated)
                     for (; i + 16 <= n; i += 16)
@@ -184,26 +174,10 @@ public static unsafe class CrossKernels
                 {
                     float hv = h[i] + b[i];
                     h[i] = hv;
-                    y[i] = x0[i] * hv + xl[i];
+                    y[i] = MathF.FusedMultiplyAdd(x0[i], hv, xl[i]);
                 }
             }
         }
-    }
-
-    /// <summary>y = x0 ⊙ h + x_l over one row of n (hidden already holds the bias), with the same operations as the biased epilogue.</summary>
-    private static void ResidualProductRow(float* x0, float* h, float* xl, float* y, int n)
-    {
-        int i = 0;
-        if (Vector512.IsHardwareAccelerated)
-            for (; i + 16 <= n; i += 16)
-                Vector512.FusedMultiplyAdd(Vector512.Load(x0 + i), Vector512.Load(h + i), Vector512.Load(xl + i)).Store(y + i);
-        if (Vector256.IsHardwareAccelerated)
-            for (; i + 8 <= n; i += 8)
-                Vector256.FusedMultiplyAdd(Vector256.Load(x0 + i), Vector256.Load(h + i), Vector256.Load(xl + i)).Store(y + i);
-        if (Vector128.IsHardwareAccelerated)
-            for (; i + 4 <= n; i += 4)
-                Vector128.FusedMultiplyAdd(Vector128.Load(x0 + i), Vector128.Load(h + i), Vector128.Load(xl + i)).Store(y + i);
-        for (; i < n; i++) y[i] = x0[i] * h[i] + xl[i];
     }
 
     private struct BackwardEpilogueBody : IChunkBody

@@ -328,6 +328,65 @@ public class GemmKernelsTests
             Assert.That(cNarrow.AsSpan(i * n, n).ToArray(), Is.EqualTo(cWide.AsSpan(i * wide, n).ToArray()), $"row {i}");
     }
 
+    /// <summary>
+    /// Y = S ⊙ (X·Wᵀ + b) + R: against float64, and bit for bit against LinearForward then one fused multiply-add per element,
+    /// on one thread and on two. Shapes: a few rows (the dot-product path), edge panels of 1–16 and 17–31 columns, several
+    /// row blocks (MC = 144), a column split (≤ 512 rows), a row split, two k blocks (KC = 512), an empty k; S and R as
+    /// separate buffers and as one (DCNv2's first layer, x_l = x0).
+    /// </summary>
+    [Test]
+    public void LinearForwardResidualProduct_MatchesFloat64AndTheUnfusedBits([Values(false, true)] bool withBias, [Values(false, true)] bool sameScaleAndShift)
+    {
+        int seed = 900;
+        var shapes = new[] { (1, 45, 29), (3, 13, 7), (5, 45, 29), (37, 13, 61), (150, 429, 33), (300, 67, 129), (700, 33, 45), (40, 70, 600), (9, 17, 0) };
+        foreach (var (m, n, k) in shapes)
+        {
+            seed += 7;
+            var x = TestData.Floats(m * k, seed);
+            var w = TestData.Floats(n * k, seed + 1);
+            var bias = withBias ? TestData.Floats(n, seed + 2) : Array.Empty<float>();
+            var scale = TestData.Floats(m * n, seed + 3);
+            var shift = sameScaleAndShift ? scale : TestData.Floats(m * n, seed + 4);
+            var pre = Reference(Layout.NT, x, w, new float[m * n], m, n, k, accumulate: false);
+            var expectedH = new double[m * n];
+            var expectedY = new double[m * n];
+            for (int i = 0; i < m * n; i++)
+            {
+                expectedH[i] = pre[i] + (withBias ? bias[i % n] : 0);
+                expectedY[i] = scale[i] * expectedH[i] + shift[i];
+            }
+            var unfusedH = new float[m * n];
+            GemmKernels.LinearForward(x, w, bias, unfusedH, m, n, k, Activation.None);
+            var unfusedY = new float[m * n];
+            for (int i = 0; i < m * n; i++) unfusedY[i] = MathF.FusedMultiplyAdd(scale[i], unfusedH[i], shift[i]);
+            foreach (int threads in new[] { 1, 2 })
+            {
+                string what = $"m={m} n={n} k={k} bias={withBias} S=R:{sameScaleAndShift} threads={threads}";
+                var h = TestData.Floats(m * n, seed + 5); // garbage that must be overwritten
+                var y = TestData.Floats(m * n, seed + 6);
+                using (KernelThreads.Use(threads))
+                    GemmKernels.LinearForwardResidualProduct(x, w, bias, h, scale, shift, y, m, n, k);
+                TestData.AssertClose(h, expectedH, 1e-4, 1e-5 * (k + 1), "hidden " + what);
+                TestData.AssertClose(y, expectedY, 1e-4, 1e-5 * (k + 1), "output " + what);
+                Assert.That(h, Is.EqualTo(unfusedH), "hidden bits " + what);
+                Assert.That(y, Is.EqualTo(unfusedY), "output bits " + what);
+            }
+        }
+    }
+
+    [Test]
+    public void LinearForwardResidualProduct_OutputSharingAnInput_ThrowsNamingIt()
+    {
+        int m = 3, n = 4, k = 2;
+        var x = new float[m * k]; var w = new float[n * k]; var h = new float[m * n]; var s = new float[m * n];
+        var ex = Assert.Throws<ArgumentException>(() => GemmKernels.LinearForwardResidualProduct(x, w, default, h, s, s, s, m, n, k));
+        Assert.That(ex!.Message, Does.Contain("output").And.Contain("shares memory"));
+        ex = Assert.Throws<ArgumentException>(() => GemmKernels.LinearForwardResidualProduct(x, w, default, h, s, s, h, m, n, k));
+        Assert.That(ex!.Message, Does.Contain("output").And.Contain("shares memory"));
+        ex = Assert.Throws<ArgumentException>(() => GemmKernels.LinearForwardResidualProduct(x, w, default, h, s, new float[m * n - 1], new float[m * n], m, n, k));
+        Assert.That(ex!.Message, Does.Contain("shift").And.Contain((m * n).ToString()));
+    }
+
     [Test]
     public void MatMul_ShortBuffer_ThrowsNamingSizes()
     {
