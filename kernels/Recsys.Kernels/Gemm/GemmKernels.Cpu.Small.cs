@@ -93,6 +93,62 @@ public static partial class GemmKernels
         }
     }
 
+    /// <summary>At most this many k steps (and more than <see cref="SkinnyLimit"/> rows) send a row-major-B product to <see cref="RunShortK"/>.</summary>
+    internal const int ShortKLimit = 4;
+
+    /// <summary>
+    /// A product with a short k and row-major B: C[i,:] (+)= Σ_{p&lt;k} A(i,p)·B[p,:], the input gradient of a one-logit output
+    /// layer (dX = dY·w: 4096 × 256 from k = 1 in W2 and W6). The blocked path writes C in 8 × 32 tiles, so each row in
+    /// 128-byte pieces far apart in time, and that 4 MB write took ~0.55 ms; here each thread writes whole rows in order.
+    /// Every element is the blocked path's FMA chain (from 0, p = 0..k-1, then + C when accumulating): the same bits.
+    /// </summary>
+    private static unsafe void RunShortK(float* a, long ars, long acs, float* b, long brs, float* c, int m, int n, int k, bool accumulate)
+    {
+        var body = new ShortKBody { A = a, Ars = ars, Acs = acs, B = b, Brs = brs, C = c, M = m, N = n, K = k, Accumulate = accumulate };
+        KernelParallelism.For(KernelParallelism.Chunks(m, (long)n * ShortKLimit, 1 << 18), ref body);
+    }
+
+    private unsafe struct ShortKBody : IChunkBody
+    {
+        public float* A, B, C;
+        public long Ars, Acs, Brs;
+        public int M, N, K;
+        public bool Accumulate;
+
+        public readonly void Run(int chunk, int chunks)
+        {
+            var (i0, i1) = KernelParallelism.Range(M, chunks, chunk);
+            int n = N, k = K;
+            for (int i = i0; i < i1; i++)
+            {
+                float* ai = A + i * Ars, ci = C + (long)i * n;
+                int j = 0;
+                if (Vector512.IsHardwareAccelerated)
+                    for (; j + 16 <= n; j += 16)
+                    {
+                        var acc = Vector512<float>.Zero;
+                        for (int p = 0; p < k; p++) acc = Vector512.FusedMultiplyAdd(Vector512.Create(ai[p * Acs]), Vector512.Load(B + p * Brs + j), acc);
+                        if (Accumulate) acc += Vector512.Load(ci + j);
+                        acc.Store(ci + j);
+                    }
+                if (Vector256.IsHardwareAccelerated)
+                    for (; j + 8 <= n; j += 8)
+                    {
+                        var acc = Vector256<float>.Zero;
+                        for (int p = 0; p < k; p++) acc = Vector256.FusedMultiplyAdd(Vector256.Create(ai[p * Acs]), Vector256.Load(B + p * Brs + j), acc);
+                        if (Accumulate) acc += Vector256.Load(ci + j);
+                        acc.Store(ci + j);
+                    }
+                for (; j < n; j++)
+                {
+                    float acc = 0f;
+                    for (int p = 0; p < k; p++) acc = MathF.FusedMultiplyAdd(ai[p * Acs], B[p * Brs + j], acc);
+                    ci[j] = Accumulate ? ci[j] + acc : acc;
+                }
+            }
+        }
+    }
+
     /// <summary>At most this many output columns (and at least this many rows) send Aᵀ·B to <see cref="RunOuterProducts"/>.</summary>
     internal const int NarrowLimit = 16;
 

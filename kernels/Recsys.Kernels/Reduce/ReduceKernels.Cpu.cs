@@ -40,6 +40,18 @@ public static class ReduceKernels
         {
             var (l0, l1) = KernelParallelism.Range(Lines, chunks, chunk);
             int j0 = l0 * 16, len = Math.Min(Cols, l1 * 16) - j0;
+            if (len < 16)
+            {
+                // Narrower than a vector (a one-logit layer's bias gradient: one column of 4096 rows): a call per row cost
+                // ~10 ns for one add (44 µs at 4096 rows). The same adds in the same order.
+                float* sums = Sums + j0;
+                for (int i = 0; i < Rows; i++)
+                {
+                    float* row = X + (long)i * Cols + j0;
+                    for (int j = 0; j < len; j++) sums[j] += row[j];
+                }
+                return;
+            }
             var acc = new Span<float>(Sums + j0, len);
             for (int i = 0; i < Rows; i++)
                 TensorPrimitives.Add(acc, new ReadOnlySpan<float>(X + (long)i * Cols + j0, len), acc);

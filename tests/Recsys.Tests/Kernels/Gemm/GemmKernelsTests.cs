@@ -387,6 +387,40 @@ public class GemmKernelsTests
         Assert.That(ex!.Message, Does.Contain("shift").And.Contain((m * n).ToString()));
     }
 
+    /// <summary>
+    /// k ≤ 4 with row-major B (the input gradient of a one-logit layer) takes the row-by-row path: every element must be the
+    /// blocked path's FMA chain from 0, p in order, then + C when accumulating, whatever the thread count; NN and TN, every
+    /// vector tail.
+    /// </summary>
+    [Test]
+    public void MatMul_ShortK_IsTheFmaChainOfTheBlockedPath([Values(Layout.NN, Layout.TN)] Layout layout, [Values(false, true)] bool accumulate)
+    {
+        int seed = 1500;
+        foreach (int k in new[] { 1, 2, 3, 4 })
+            foreach (var (m, n) in new[] { (5, 1), (37, 13), (300, 45), (4096, 256), (9, 33) })
+            {
+                seed += 4;
+                var a = TestData.Floats(m * k, seed);
+                var b = TestData.Floats(k * n, seed + 1);
+                var c0 = TestData.Floats(m * n, seed + 2);
+                var expected = new float[m * n];
+                for (int i = 0; i < m; i++)
+                    for (int j = 0; j < n; j++)
+                    {
+                        float acc = 0f;
+                        for (int p = 0; p < k; p++)
+                            acc = MathF.FusedMultiplyAdd(layout == Layout.TN ? a[p * m + i] : a[i * k + p], b[p * n + j], acc);
+                        expected[i * n + j] = accumulate ? c0[i * n + j] + acc : acc;
+                    }
+                foreach (int threads in new[] { 1, 2 })
+                {
+                    var c = (float[])c0.Clone();
+                    using (KernelThreads.Use(threads)) Run(layout, a, b, c, m, n, k, accumulate);
+                    Assert.That(c, Is.EqualTo(expected), $"{layout} m={m} n={n} k={k} accumulate={accumulate} threads={threads}");
+                }
+            }
+    }
+
     [Test]
     public void MatMul_ShortBuffer_ThrowsNamingSizes()
     {

@@ -25,6 +25,20 @@ public class ReduceKernelsTests
         TestData.AssertClose(sums, expected, 1e-5, 1e-5 * (rows + 1), $"ColumnSums {rows}x{cols}");
     }
 
+    /// <summary>Every width, narrow (a scalar loop) or not (a vector add per row): the float sums in row order, bit for bit.</summary>
+    [Test]
+    public void ColumnSums_AnyWidth_AreTheRowOrderFloatSums([Values(1, 3, 15, 16, 17, 40)] int cols)
+    {
+        const int rows = 1001;
+        var x = TestData.Floats(rows * cols, 77 + cols);
+        var sums = TestData.Floats(cols, 78);
+        var expected = (float[])sums.Clone();
+        for (int i = 0; i < rows; i++)
+            for (int j = 0; j < cols; j++) expected[j] += x[i * cols + j];
+        ReduceKernels.ColumnSums(x, sums, rows, cols, accumulate: true);
+        Assert.That(sums, Is.EqualTo(expected));
+    }
+
     [Test]
     public void ColumnSums_OneVersusAllThreads_BitIdentical()
     {
