@@ -152,11 +152,12 @@ public class GemmKernelsTests
     {
         // A weight gradient with few columns (a layer with 13 inputs) is summed as outer products of A's rows, unpacked;
         // with more columns the same product takes the packed path. Both chain the multiply-adds over k in order, so
-        // the narrow product equals the first columns of the wide one, bit for bit, on any thread count.
+        // the narrow product equals the first columns of the wide one, bit for bit, on any thread count. 600 rows: several
+        // 256-row blocks per thread, the last with rows past a multiple of 16.
         using (KernelThreads.Use(threads))
         {
             int seed = 700;
-            foreach (var (m, n, k) in new[] { (512, 13, 300), (16, 1, 9), (67, 16, 33), (130, 5, 1000), (64, 3, 4096) })
+            foreach (var (m, n, k) in new[] { (512, 13, 300), (16, 1, 9), (67, 16, 33), (130, 5, 1000), (64, 3, 4096), (600, 7, 700) })
             {
                 seed += 5;
                 CheckOne(Layout.TN, m, n, k, accumulate, seed);
