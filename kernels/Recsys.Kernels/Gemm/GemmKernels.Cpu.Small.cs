@@ -93,58 +93,120 @@ public static partial class GemmKernels
         }
     }
 
-    /// <summary>At most this many k steps (and more than <see cref="SkinnyLimit"/> rows) send a row-major-B product to <see cref="RunShortK"/>.</summary>
-    internal const int ShortKLimit = 4;
+    /// <summary>At most this many k steps (and more than <see cref="SkinnyLimit"/> rows) send a product to <see cref="RunShortK"/>.</summary>
+    internal const int ShortKLimit = 16;
 
     /// <summary>
-    /// A product with a short k and row-major B: C[i,:] (+)= Σ_{p&lt;k} A(i,p)·B[p,:], the input gradient of a one-logit output
-    /// layer (dX = dY·w: 4096 × 256 from k = 1 in W2 and W6). The blocked path writes C in 8 × 32 tiles, so each row in
-    /// 128-byte pieces far apart in time, and that 4 MB write took ~0.55 ms; here each thread writes whole rows in order.
-    /// Every element is the blocked path's FMA chain (from 0, p = 0..k-1, then + C when accumulating): the same bits.
+    /// Largest B (k × n floats, 256 KiB) <see cref="RunShortK"/> takes: every row of C reads all of it, so it must stay in L2
+    /// (a transposed B is also copied into [k, n] rows by each thread). Larger ones take the blocked path.
     /// </summary>
-    private static unsafe void RunShortK(float* a, long ars, long acs, float* b, long brs, float* c, int m, int n, int k, bool accumulate)
+    internal const int ShortKMaxB = 64 * 1024;
+
+    /// <summary>
+    /// A product with a short k: C[i,:] (+)= Σ_{p&lt;k} A(i,p)·B[p,:], then bias and activation, row by row. The blocked path
+    /// writes C in 8 × 32 tiles, so each row in 128-byte pieces far apart in time: the input gradient of a one-logit output
+    /// layer (dX = dY·w, 4096 × 256 from k = 1 in W2 and W6) took ~0.55 ms for its 4 MB, and DLRM's first layer (13 dense
+    /// features → 512, batch 4096) ~0.47 ms for 8 MB. Here each thread writes whole rows in order. A transposed B (a
+    /// Linear's [out, in] weight) is first copied into [k, n] rows by each thread. B may hold at most <see cref="ShortKMaxB"/>
+    /// floats; returns false above that, for the blocked path. Every element is the blocked path's FMA chain (from 0, p =
+    /// 0..k-1, then + C when accumulating), and bias and activation take the steps of <see cref="Epilogue"/> (16 columns at
+    /// a time, then its narrower tail) at the same columns: the same bits.
+    /// </summary>
+    private static unsafe bool RunShortK(float* a, long ars, long acs, float* b, long brs, long bcs, float* c, int m, int n, int k,
+        bool accumulate, float* bias, Activation activation)
     {
-        var body = new ShortKBody { A = a, Ars = ars, Acs = acs, B = b, Brs = brs, C = c, M = m, N = n, K = k, Accumulate = accumulate };
-        KernelParallelism.For(KernelParallelism.Chunks(m, (long)n * ShortKLimit, 1 << 18), ref body);
+        if ((long)k * n > ShortKMaxB) return false;
+        var body = new ShortKBody
+        {
+            A = a, Ars = ars, Acs = acs, B = b, Brs = brs, Bcs = bcs, C = c, M = m, N = n, K = k, Accumulate = accumulate,
+            Bias = bias, Activation = activation,
+        };
+        KernelParallelism.For(KernelParallelism.Chunks(m, (long)n * Math.Max(k, 4), 1 << 18), ref body);
+        return true;
     }
 
     private unsafe struct ShortKBody : IChunkBody
     {
-        public float* A, B, C;
-        public long Ars, Acs, Brs;
+        public float* A, B, C, Bias;
+        public long Ars, Acs, Brs, Bcs;
         public int M, N, K;
         public bool Accumulate;
+        public Activation Activation;
+
+        /// <summary>Stores 16 finished sums at column j: + C when accumulating, then Epilogue's Vector512 step in registers.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private readonly void StoreShortK(float* c, Vector512<float> acc, int j)
+        {
+            if (Accumulate) acc += Vector512.Load(c);
+            if (Bias != null) acc += Vector512.Load(Bias + j);
+            if (Activation == Activation.Relu) acc = Vector512.Max(acc, Vector512<float>.Zero);
+            else if (Activation == Activation.Sigmoid) acc = VectorMath.Sigmoid(acc);
+            acc.Store(c);
+        }
 
         public readonly void Run(int chunk, int chunks)
         {
             var (i0, i1) = KernelParallelism.Range(M, chunks, chunk);
             int n = N, k = K;
+            float* bt = B;
+            long ldb = Brs;
+            if (Bcs != 1)
+            {
+                // B[p, j] = b[p·brs + j·bcs] copied into rows of n (this thread's own copy: k·n ≤ 64k floats).
+                bt = PinnedBuffer(ref t_packB, k * n);
+                for (int j = 0; j < n; j++)
+                    for (int p = 0; p < k; p++) bt[(long)p * n + j] = B[p * Brs + j * Bcs];
+                ldb = n;
+            }
+            bool epilogue = Bias != null || Activation != Activation.None;
             for (int i = i0; i < i1; i++)
             {
                 float* ai = A + i * Ars, ci = C + (long)i * n;
                 int j = 0;
                 if (Vector512.IsHardwareAccelerated)
+                {
+                    // 64 columns at a time: one broadcast of A(i, p) feeds four FMAs.
+                    for (; j + 64 <= n; j += 64)
+                    {
+                        Vector512<float> acc0 = default, acc1 = default, acc2 = default, acc3 = default;
+                        float* bp = bt + j;
+                        for (int p = 0; p < k; p++, bp += ldb)
+                        {
+                            var av = Vector512.Create(ai[p * Acs]);
+                            acc0 = Vector512.FusedMultiplyAdd(av, Vector512.Load(bp), acc0);
+                            acc1 = Vector512.FusedMultiplyAdd(av, Vector512.Load(bp + 16), acc1);
+                            acc2 = Vector512.FusedMultiplyAdd(av, Vector512.Load(bp + 32), acc2);
+                            acc3 = Vector512.FusedMultiplyAdd(av, Vector512.Load(bp + 48), acc3);
+                        }
+                        StoreShortK(ci + j, acc0, j);
+                        StoreShortK(ci + j + 16, acc1, j + 16);
+                        StoreShortK(ci + j + 32, acc2, j + 32);
+                        StoreShortK(ci + j + 48, acc3, j + 48);
+                    }
                     for (; j + 16 <= n; j += 16)
                     {
                         var acc = Vector512<float>.Zero;
-                        for (int p = 0; p < k; p++) acc = Vector512.FusedMultiplyAdd(Vector512.Create(ai[p * Acs]), Vector512.Load(B + p * Brs + j), acc);
-                        if (Accumulate) acc += Vector512.Load(ci + j);
-                        acc.Store(ci + j);
+                        for (int p = 0; p < k; p++) acc = Vector512.FusedMultiplyAdd(Vector512.Create(ai[p * Acs]), Vector512.Load(bt + p * ldb + j), acc);
+                        StoreShortK(ci + j, acc, j);
                     }
+                }
+                int tail = j;
                 if (Vector256.IsHardwareAccelerated)
                     for (; j + 8 <= n; j += 8)
                     {
                         var acc = Vector256<float>.Zero;
-                        for (int p = 0; p < k; p++) acc = Vector256.FusedMultiplyAdd(Vector256.Create(ai[p * Acs]), Vector256.Load(B + p * Brs + j), acc);
+                        for (int p = 0; p < k; p++) acc = Vector256.FusedMultiplyAdd(Vector256.Create(ai[p * Acs]), Vector256.Load(bt + p * ldb + j), acc);
                         if (Accumulate) acc += Vector256.Load(ci + j);
                         acc.Store(ci + j);
                     }
                 for (; j < n; j++)
                 {
                     float acc = 0f;
-                    for (int p = 0; p < k; p++) acc = MathF.FusedMultiplyAdd(ai[p * Acs], B[p * Brs + j], acc);
+                    for (int p = 0; p < k; p++) acc = MathF.FusedMultiplyAdd(ai[p * Acs], bt[p * ldb + j], acc);
                     ci[j] = Accumulate ? ci[j] + acc : acc;
                 }
+                // The columns past the last 16: bias and activation as the blocked path's Epilogue gives its edge tiles.
+                if (epilogue && tail < n) Epilogue(ci + tail, n - tail, Bias == null ? null : Bias + tail, Activation);
             }
         }
     }

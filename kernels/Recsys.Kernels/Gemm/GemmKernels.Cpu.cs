@@ -200,11 +200,9 @@ public static partial class GemmKernels
                 RunAxpys(pa, ars, acs, pb, pc, m, n, k, accumulate);
                 return false;
             }
-            if (bcs == 1 && k >= 1 && k <= ShortKLimit && activation == Activation.None && pBias == null && product.Output == null)
-            {
-                RunShortK(pa, ars, acs, pb, brs, pc, m, n, k, accumulate);
+            if (k >= 1 && k <= ShortKLimit && m > SkinnyLimit && product.Output == null
+                && RunShortK(pa, ars, acs, pb, brs, bcs, pc, m, n, k, accumulate, pBias, activation))
                 return false;
-            }
             if (ars == 1 && acs == m && bcs == 1 && brs == n && n <= NarrowLimit && m >= NarrowLimit && activation == Activation.None && pBias == null
                 && product.Output == null)
             {

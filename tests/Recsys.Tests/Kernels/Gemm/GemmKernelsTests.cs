@@ -389,37 +389,73 @@ public class GemmKernelsTests
     }
 
     /// <summary>
-    /// k ≤ 4 with row-major B (the input gradient of a one-logit layer) takes the row-by-row path: every element must be the
-    /// blocked path's FMA chain from 0, p in order, then + C when accumulating, whatever the thread count; NN and TN, every
-    /// vector tail.
+    /// k ≤ 16 with a small B takes the row-by-row path. Each column of C depends on its own column of B alone, so the
+    /// columns of a short product must equal, bit for bit, the first columns of the same product widened past the path's
+    /// B limit (which takes the blocked path): Linear forwards with every epilogue (a sigmoid's columns past the last 16
+    /// within 1e-6), and MatMul NN / TN with and without accumulate. Then rows split over two threads: the same bits as one.
     /// </summary>
     [Test]
-    public void MatMul_ShortK_IsTheFmaChainOfTheBlockedPath([Values(Layout.NN, Layout.TN)] Layout layout, [Values(false, true)] bool accumulate)
+    public void ShortK_ColumnsEqualTheBlockedPathBits([Values(1, 3, 13, 16)] int k)
     {
-        int seed = 1500;
-        foreach (int k in new[] { 1, 2, 3, 4 })
-            foreach (var (m, n) in new[] { (5, 1), (37, 13), (300, 45), (4096, 256), (9, 33) })
-            {
-                seed += 4;
-                var a = TestData.Floats(m * k, seed);
-                var b = TestData.Floats(k * n, seed + 1);
-                var c0 = TestData.Floats(m * n, seed + 2);
-                var expected = new float[m * n];
-                for (int i = 0; i < m; i++)
-                    for (int j = 0; j < n; j++)
-                    {
-                        float acc = 0f;
-                        for (int p = 0; p < k; p++)
-                            acc = MathF.FusedMultiplyAdd(layout == Layout.TN ? a[p * m + i] : a[i * k + p], b[p * n + j], acc);
-                        expected[i * n + j] = accumulate ? c0[i * n + j] + acc : acc;
-                    }
-                foreach (int threads in new[] { 1, 2 })
+        int seed = 1500 + k;
+        int wide = GemmKernels.ShortKMaxB / k + 33;
+        var widths = new[] { 1, 13, 17, 64, 100 };
+        foreach (int m in new[] { 5, 37 })
+        {
+            seed += 7;
+            var x = TestData.Floats(m * k, seed);
+            var wWide = TestData.Floats(wide * k, seed + 1);   // [wide, k]: a Linear weight
+            var biasWide = TestData.Floats(wide, seed + 2);
+            foreach (var activation in new[] { Activation.None, Activation.Relu, Activation.Sigmoid })
+                foreach (bool withBias in new[] { false, true })
                 {
-                    var c = (float[])c0.Clone();
-                    using (KernelThreads.Use(threads)) Run(layout, a, b, c, m, n, k, accumulate);
-                    Assert.That(c, Is.EqualTo(expected), $"{layout} m={m} n={n} k={k} accumulate={accumulate} threads={threads}");
+                    var yWide = new float[m * wide];
+                    GemmKernels.LinearForward(x, wWide, withBias ? biasWide : default, yWide, m, wide, k, activation);
+                    foreach (int n in widths)
+                    {
+                        var yShort = TestData.Floats(m * n, seed + 3);
+                        GemmKernels.LinearForward(x, wWide.AsSpan(0, n * k), withBias ? biasWide.AsSpan(0, n) : default, yShort, m, n, k, activation);
+                        // A sigmoid past the last 16 columns of a row takes the epilogue's narrower steps in the short
+                        // product but the 16-wide one in the wide product (its columns there are mid-row): close, not equal.
+                        int exact = activation == Activation.Sigmoid ? n / 16 * 16 : n;
+                        for (int i = 0; i < m; i++)
+                        {
+                            string what = $"LinearForward {activation} bias={withBias} m={m} n={n} k={k}: row {i}";
+                            Assert.That(yShort.AsSpan(i * n, exact).ToArray(), Is.EqualTo(yWide.AsSpan(i * wide, exact).ToArray()), what);
+                            for (int j = exact; j < n; j++) Assert.That(yShort[i * n + j], Is.EqualTo(yWide[i * wide + j]).Within(1e-6f), what);
+                        }
+                    }
                 }
-            }
+            var bWide = TestData.Floats(k * wide, seed + 4);   // [k, wide]: row-major B
+            foreach (var layout in new[] { Layout.NN, Layout.TN })
+                foreach (bool accumulate in new[] { false, true })
+                {
+                    var c0 = TestData.Floats(m * wide, seed + 5);
+                    var cWide = (float[])c0.Clone();
+                    Run(layout, x, bWide, cWide, m, wide, k, accumulate);
+                    foreach (int n in widths)
+                    {
+                        var b = new float[k * n];
+                        for (int p = 0; p < k; p++) Array.Copy(bWide, p * wide, b, p * n, n);
+                        var cShort = new float[m * n];
+                        for (int i = 0; i < m; i++) Array.Copy(c0, i * wide, cShort, i * n, n);
+                        Run(layout, x, b, cShort, m, n, k, accumulate);
+                        for (int i = 0; i < m; i++)
+                            Assert.That(cShort.AsSpan(i * n, n).ToArray(), Is.EqualTo(cWide.AsSpan(i * wide, n).ToArray()),
+                                $"{layout} accumulate={accumulate} m={m} n={n} k={k}: row {i}");
+                    }
+                }
+        }
+        // Enough rows to split: one thread and two give the same bits.
+        const int rows = 3000, cols = 100;
+        var xs = TestData.Floats(rows * k, seed + 6);
+        var ws = TestData.Floats(cols * k, seed + 7);
+        var bs = TestData.Floats(cols, seed + 8);
+        var y1 = new float[rows * cols];
+        var y2 = new float[rows * cols];
+        using (KernelThreads.Use(1)) GemmKernels.LinearForward(xs, ws, bs, y1, rows, cols, k, Activation.Sigmoid);
+        using (KernelThreads.Use(2)) GemmKernels.LinearForward(xs, ws, bs, y2, rows, cols, k, Activation.Sigmoid);
+        Assert.That(y2, Is.EqualTo(y1), "two threads against one");
     }
 
     [Test]
