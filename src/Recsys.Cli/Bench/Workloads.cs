@@ -414,7 +414,11 @@ public sealed class Workloads
                 for (int i = 0; i < allocSteps; i++) trainer.TrainStep(batches[cycle++ & 3]);
                 allocPerStep = Math.Min(allocPerStep, (GC.GetTotalAllocatedBytes(precise: true) - before) / (double)allocSteps);
             }
-            if (Profile) w6[$"{key}_profile"] = ProfileSteps(trainer, batches, b);
+            if (Profile)
+            {
+                w6[$"{key}_profile"] = ProfileSteps(trainer, batches, b, out var byShape);
+                w6[$"{key}_profile_by_shape"] = byShape;
+            }
             Summary[$"W6_dlrm_train_fused_{key}_examples_per_s"] = eps;
             w6[key] = Detail(s, ("examples_per_s", eps), ("mean_sampled_loss", lossSum / cycle), ("allocated_bytes_per_step", allocPerStep),
                 ("core_to_core_round_trip_ns_before", probeBefore), ("core_to_core_round_trip_ns_after", probeAfter));
@@ -424,28 +428,58 @@ public sealed class Workloads
         Details["W6"] = w6;
     }
 
-    /// <summary>Per-op time of 20 profiled W6 steps: ms per step in forward and backward, and the share of the step.</summary>
-    private JsonArray ProfileSteps(Trainer trainer, Batch[] batches, int batch)
+    /// <summary>
+    /// Per-op time of 20 profiled W6 steps: ms per step in forward and backward, and the share of the step; then the same
+    /// per op and shapes (each layer its own row), into <paramref name="byShape"/>.
+    /// </summary>
+    private JsonArray ProfileSteps(Trainer trainer, Batch[] batches, int batch, out JsonArray byShape)
     {
-        var profile = new TapeProfile();
+        var profile = new TapeProfile { ByShape = true };
         trainer.Profile = profile;
         for (int i = 0; i < 20; i++) trainer.TrainStep(batches[i & 3]);
         trainer.Profile = null;
-        return ProfileTable(profile, $"W6 batch {batch}: time per step by op ({profile.Steps} profiled steps; embedding updates are fused into EmbeddingBags' backward)");
+        var rows = ProfileTable(profile, $"W6 batch {batch}: time per step by op ({profile.Steps} profiled steps; embedding updates are fused into EmbeddingBags' backward)");
+        byShape = ProfileByShapeTable(profile, $"W6 batch {batch}: the same by op and shapes (first input → output; calls per step)");
+        return rows;
     }
 
-    /// <summary>Logs a profile as a table (ms per step forward and backward, share of the step) and returns it as JSON rows.</summary>
+    /// <summary>Logs a profile as a table per op (ms per step forward and backward, share of the step) and returns it as JSON rows.</summary>
     private JsonArray ProfileTable(TapeProfile profile, string title)
+    {
+        var ops = profile.Entries.GroupBy(e => e.Op)
+            .Select(g => (Op: g.Key, ForwardMs: g.Sum(e => e.ForwardMs), BackwardMs: g.Sum(e => e.BackwardMs)))
+            .OrderByDescending(o => o.ForwardMs + o.BackwardMs).ToArray();
+        double total = ops.Sum(o => o.ForwardMs + o.BackwardMs);
+        var rows = new JsonArray();
+        _log(title);
+        _log($"  {"op",-22} {"forward ms",11} {"backward ms",12} {"share",7}");
+        foreach (var o in ops)
+        {
+            double f = o.ForwardMs / profile.Steps, bw = o.BackwardMs / profile.Steps, share = (o.ForwardMs + o.BackwardMs) / total;
+            _log($"  {o.Op,-22} {f,11:F3} {bw,12:F3} {share,7:P1}");
+            rows.Add(new JsonObject { ["op"] = o.Op, ["forward_ms_per_step"] = f, ["backward_ms_per_step"] = bw, ["share"] = share });
+        }
+        return rows;
+    }
+
+    /// <summary>Logs a shape-keyed profile (<see cref="TapeProfile.ByShape"/>) one row per op and shapes, and returns it as JSON rows.</summary>
+    private JsonArray ProfileByShapeTable(TapeProfile profile, string title)
     {
         double total = profile.Entries.Sum(e => e.ForwardMs + e.BackwardMs);
         var rows = new JsonArray();
         _log(title);
-        _log($"  {"op",-22} {"forward ms",11} {"backward ms",12} {"share",7}");
+        _log($"  {"op",-22} {"shapes",-36} {"calls",5} {"forward ms",11} {"backward ms",12} {"share",7}");
         foreach (var e in profile.Entries.OrderByDescending(e => e.ForwardMs + e.BackwardMs))
         {
             double f = e.ForwardMs / profile.Steps, bw = e.BackwardMs / profile.Steps, share = (e.ForwardMs + e.BackwardMs) / total;
-            _log($"  {e.Name,-22} {f,11:F3} {bw,12:F3} {share,7:P1}");
-            rows.Add(new JsonObject { ["op"] = e.Name, ["forward_ms_per_step"] = f, ["backward_ms_per_step"] = bw, ["share"] = share });
+            // Phases that are not ops (the optimizer) have no calls or shapes.
+            double? calls = e.Calls == 0 ? null : (double)e.Calls / profile.Steps;
+            _log($"  {e.Op,-22} {e.Shapes ?? "",-36} {(calls is { } c ? c.ToString("0.#") : ""),5} {f,11:F3} {bw,12:F3} {share,7:P1}");
+            rows.Add(new JsonObject
+            {
+                ["op"] = e.Op, ["shapes"] = e.Shapes, ["calls_per_step"] = calls,
+                ["forward_ms_per_step"] = f, ["backward_ms_per_step"] = bw, ["share"] = share,
+            });
         }
         return rows;
     }

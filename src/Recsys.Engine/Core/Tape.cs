@@ -82,7 +82,7 @@ public sealed class Tape
         if (Profile is { } profile)
         {
             long now = System.Diagnostics.Stopwatch.GetTimestamp();
-            profile.AddForward(entry.Backward, now - _lastMark);
+            profile.AddForward(in entry, now - _lastMark);
             _lastMark = now;
         }
         if (entry.Output is not null) entry.Output.RequiresGrad = true;
@@ -96,6 +96,7 @@ public sealed class Tape
     public Tensor? GradOf(Tensor t)
     {
         if (!t.RequiresGrad) return null;
+        CheckGradCurrent(t);
         if (t.GradIsLent) Unlend(t);
         if (t.Owner is { } p)
         {
@@ -114,6 +115,7 @@ public sealed class Tape
     {
         fresh = false;
         if (!t.RequiresGrad) return null;
+        CheckGradCurrent(t);
         if (t.GradIsLent) Unlend(t);
         if (t.Owner is not null || t.Grad is not null) return GradOf(t);
         fresh = true;
@@ -126,8 +128,23 @@ public sealed class Tape
     /// </summary>
     public Tensor? GradToOverwrite(Tensor t)
     {
+        CheckGradCurrent(t);
         if (t.GradIsLent) Unlend(t);
         return t.Grad;
+    }
+
+    /// <summary>
+    /// A leaf (an input made outside the step, with RequiresGrad) keeps its gradient tensor between steps, but that tensor
+    /// came from the arena, which <see cref="Reset"/> recycles: using it again would read and write storage that now
+    /// belongs to this step's tensors.
+    /// </summary>
+    private static void CheckGradCurrent(Tensor t)
+    {
+        if (t.Grad is { Recycled: true })
+            throw new InvalidOperationException(
+                $"Backward: a tensor {(t.Name is { } n ? $"'{n}' " : "")}of shape {t.Shape} still holds its gradient " +
+                "from a step before the tape's last Reset, whose storage the reset recycled. Clear it (x.Grad = null, as PyTorch's " +
+                "zero_grad(set_to_none=True)) before each step, or copy the gradient out (ToArray) before Reset to keep it.");
     }
 
     /// <summary>
@@ -263,7 +280,7 @@ public sealed class Tape
         {
             long start = System.Diagnostics.Stopwatch.GetTimestamp();
             e.Backward(this, in e);
-            profile.AddBackward(e.Backward, System.Diagnostics.Stopwatch.GetTimestamp() - start);
+            profile.AddBackward(in e, System.Diagnostics.Stopwatch.GetTimestamp() - start);
         }
         else
         {
@@ -289,7 +306,7 @@ public sealed class Tape
                 if (Profile is { } profile)
                 {
                     long ticks = System.Diagnostics.Stopwatch.GetTimestamp() - start;
-                    for (int k = 0; k < n; k++) profile.AddBackward(_group[k].Backward, k == 0 ? ticks : 0);
+                    for (int k = 0; k < n; k++) profile.AddBackward(in _group[k], k == 0 ? ticks : 0);
                 }
             }
         }

@@ -14,7 +14,12 @@ public sealed class TapeProfile
 {
     public sealed class Entry
     {
+        /// <summary>The row's key: the op's name, followed by its shapes when the profile tells shapes apart.</summary>
         public string Name { get; init; } = "";
+        /// <summary>The op (or phase) name alone, e.g. "Linear".</summary>
+        public string Op { get; init; } = "";
+        /// <summary>"[B, in] → [B, out]" (first input → output) when <see cref="ByShape"/>, else null.</summary>
+        public string? Shapes { get; init; }
         public long ForwardTicks { get; internal set; }
         public long BackwardTicks { get; internal set; }
         public long Calls { get; internal set; }
@@ -24,17 +29,25 @@ public sealed class TapeProfile
 
     private readonly Dictionary<string, Entry> _entries = new(StringComparer.Ordinal);
     private readonly Dictionary<MethodInfo, string> _names = new();
+    private readonly Dictionary<(MethodInfo Op, Shape? Input, Shape? Output), Entry> _byShape = new();
 
     /// <summary>Steps profiled (incremented by the caller, e.g. once per training step).</summary>
     public int Steps { get; set; }
 
+    /// <summary>
+    /// Tell ops of one kind apart by their shapes (first input → output), so that each layer gets its own row: DLRM's
+    /// 13 → 512 and 512 → 512 Linears, say, instead of one "Linear" row. <see cref="Entry.Op"/> still names the op, for
+    /// totals per op. Set it before the first profiled step.
+    /// </summary>
+    public bool ByShape { get; init; }
+
     public IEnumerable<Entry> Entries => _entries.Values;
 
-    internal void AddForward(BackwardFn op, long ticks) => Get(NameOf(op)).ForwardTicks += ticks;
+    internal void AddForward(in TapeEntry op, long ticks) => Get(op).ForwardTicks += ticks;
 
-    internal void AddBackward(BackwardFn op, long ticks)
+    internal void AddBackward(in TapeEntry op, long ticks)
     {
-        var e = Get(NameOf(op));
+        var e = Get(op);
         e.BackwardTicks += ticks;
         e.Calls++;
     }
@@ -42,14 +55,29 @@ public sealed class TapeProfile
     /// <summary>Adds time to a named phase that is not an op (e.g. "optimizer").</summary>
     public void Add(string name, long forwardTicks, long backwardTicks = 0)
     {
-        var e = Get(name);
+        var e = Get(name, name, null);
         e.ForwardTicks += forwardTicks;
         e.BackwardTicks += backwardTicks;
     }
 
-    private Entry Get(string name)
+    private Entry Get(in TapeEntry op)
     {
-        if (!_entries.TryGetValue(name, out var e)) _entries[name] = e = new Entry { Name = name };
+        if (!ByShape)
+        {
+            string name = NameOf(op.Backward);
+            return Get(name, name, null);
+        }
+        // Looked up by value, so a profiled step allocates nothing once each (op, shapes) has its row.
+        var key = (op.Backward.Method, op.A?.Shape, op.Output?.Shape);
+        if (_byShape.TryGetValue(key, out var e)) return e;
+        string opName = NameOf(op.Backward);
+        string shapes = key.Item2 is { } a && key.Item3 is { } y ? $"{a} → {y}" : key.Item3 is { } o ? $"→ {o}" : key.Item2?.ToString() ?? "";
+        return _byShape[key] = Get(shapes.Length == 0 ? opName : $"{opName} {shapes}", opName, shapes);
+    }
+
+    private Entry Get(string name, string op, string? shapes)
+    {
+        if (!_entries.TryGetValue(name, out var e)) _entries[name] = e = new Entry { Name = name, Op = op, Shapes = shapes };
         return e;
     }
 

@@ -100,6 +100,16 @@ public sealed class Tensor
 
     public static Tensor FromArray(float[] data, params int[] dims) => new(Core.Shape.Of(dims), data);
 
+    /// <summary>True once the arena that handed this tensor out has been reset: its storage now belongs to later tensors.</summary>
+    internal bool Recycled { get; private set; }
+
+    /// <summary>Detaches this arena tensor from its storage at the arena's reset; any use after that throws.</summary>
+    internal void Recycle()
+    {
+        Reset(Array.Empty<float>(), 0, null, default, Core.Shape.Scalar);
+        Recycled = true;
+    }
+
     /// <summary>Points this (arena-owned) tensor at a new slice; clears gradient state.</summary>
     internal void Rebind(float[] buffer, int offset, Shape shape) => Reset(buffer, offset, null, default, shape);
 
@@ -119,6 +129,7 @@ public sealed class Tensor
         GradIsLent = false;
         Owner = null;
         Name = null;
+        Recycled = false;
     }
 
     /// <summary>The device holding the elements: <see cref="Core.Device.Cpu"/> for host tensors.</summary>
@@ -128,11 +139,18 @@ public sealed class Tensor
     public bool IsOnDevice => _device is not null;
 
     /// <summary>The elements in device memory; throws on a host tensor.</summary>
-    public ArrayView<float> View => _device is not null ? _view : throw NotOn("View", "a GPU device", "the host (use Span)");
+    public ArrayView<float> View => _device is not null ? _view : throw (Recycled ? RecycledError(nameof(View)) : NotOn("View", "a GPU device", "the host (use Span)"));
 
-    public Span<float> Span => _device is null ? _buffer.AsSpan(_offset, Length) : throw HostOnly(nameof(Span));
-    public ReadOnlySpan<float> ReadOnlySpan => _device is null ? _buffer.AsSpan(_offset, Length) : throw HostOnly(nameof(ReadOnlySpan));
-    public Memory<float> Memory => _device is null ? _buffer.AsMemory(_offset, Length) : throw HostOnly(nameof(Memory));
+    public Span<float> Span => _device is null && !Recycled ? _buffer.AsSpan(_offset, Length) : throw NotHere(nameof(Span));
+    public ReadOnlySpan<float> ReadOnlySpan => _device is null && !Recycled ? _buffer.AsSpan(_offset, Length) : throw NotHere(nameof(ReadOnlySpan));
+    public Memory<float> Memory => _device is null && !Recycled ? _buffer.AsMemory(_offset, Length) : throw NotHere(nameof(Memory));
+
+    private InvalidOperationException NotHere(string accessor) => Recycled ? RecycledError(accessor) : HostOnly(accessor);
+
+    private static InvalidOperationException RecycledError(string accessor) =>
+        new($"Tensor.{accessor}: this tensor was made during a step, and the tape (its arena) has been reset since, so its " +
+            "storage now belongs to later tensors. Copy what must outlive the step (ToArray or CopyTo) before the reset; " +
+            "a leaf's gradient is cleared with x.Grad = null before each step.");
 
     private InvalidOperationException HostOnly(string accessor) =>
         NotOn(accessor, "the host", $"device '{_device!.Name}' (use ToArray or CopyTo to read it back)");

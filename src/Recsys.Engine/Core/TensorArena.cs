@@ -135,7 +135,7 @@ public sealed class TensorArena
             _overflowTotal = 0;
         }
         _used = 0;
-        for (int i = 0; i < _tensorsUsed; i++) _tensors[i].Rebind(Array.Empty<float>(), 0, Shape.Scalar);
+        for (int i = 0; i < _tensorsUsed; i++) _tensors[i].Recycle();
         _tensorsUsed = 0;
     }
 }

@@ -310,6 +310,15 @@ public class CliTests
         Assert.That(ops, Is.SupersetOf(new[] { "Linear", "EmbeddingBags", "DotInteraction", "BceWithLogits", "optimizer (dense)" }));
         Assert.That(profile.Sum(r => r!["share"]!.GetValue<double>()), Is.EqualTo(1.0).Within(1e-6));
         Assert.That(profile.First(r => r!["op"]!.GetValue<string>() == "EmbeddingBags")!["backward_ms_per_step"]!.GetValue<double>(), Is.GreaterThan(0));
+        // The same time per op and shapes: every Linear layer its own row, adding up to the Linear row above.
+        var byShape = JsonNode.Parse(File.ReadAllText(json))!["workloads"]!["W6"]!["b4096_profile_by_shape"]!.AsArray();
+        var linears = byShape.Where(r => r!["op"]!.GetValue<string>() == "Linear").ToArray();
+        Assert.That(linears.Select(r => r!["shapes"]!.GetValue<string>()).Distinct().Count(), Is.EqualTo(6), "one row per Linear shape (two layers share 512 → 256)");
+        Assert.That(linears.Sum(r => r!["calls_per_step"]!.GetValue<double>()), Is.EqualTo(7.0), "the DLRM's seven Linear layers");
+        double Total(IEnumerable<JsonNode?> rows) => rows.Sum(r => r!["forward_ms_per_step"]!.GetValue<double>() + r!["backward_ms_per_step"]!.GetValue<double>());
+        Assert.That(Total(linears), Is.EqualTo(Total(profile.Where(r => r!["op"]!.GetValue<string>() == "Linear"))).Within(1e-9));
+        Assert.That(byShape.Sum(r => r!["share"]!.GetValue<double>()), Is.EqualTo(1.0).Within(1e-6));
+        Assert.That(err, Does.Contain("by op and shapes"));
     }
 
     [Test]

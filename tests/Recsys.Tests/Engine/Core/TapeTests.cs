@@ -23,6 +23,28 @@ public class TapeTests
     }
 
     [Test]
+    public void LeafGradient_FromBeforeAReset_ThrowsSayingHowToClearIt()
+    {
+        var x = TestData.Tensor(new Shape(3, 4), seed: 7);
+        x.Name = "dense input";
+        var tape = new Tape();
+        tape.Backward(Ops.Reshape(tape, x, new Shape(12)), TestData.Tensor(new Shape(12), seed: 8));
+        var first = x.Grad!.ToArray();
+        tape.Reset();
+        // The old gradient's storage is recycled: reading it says so, and so does the next backward into it.
+        var read = Assert.Throws<InvalidOperationException>(() => _ = x.Grad!.Span[0]);
+        Assert.That(read!.Message, Does.Contain("reset").And.Contain("ToArray"));
+        var y = Ops.Reshape(tape, x, new Shape(12));
+        var ex = Assert.Throws<InvalidOperationException>(() => tape.Backward(y, TestData.Tensor(new Shape(12), seed: 8)));
+        Assert.That(ex!.Message, Does.Contain("'dense input'").And.Contain("[3, 4]").And.Contain("x.Grad = null"));
+        // Cleared, the next step's gradient is made afresh.
+        tape.Reset();
+        x.Grad = null;
+        tape.Backward(Ops.Reshape(tape, x, new Shape(12)), TestData.Tensor(new Shape(12), seed: 8));
+        Assert.That(x.Grad!.ToArray(), Is.EqualTo(first));
+    }
+
+    [Test]
     public void Backward_NonScalarWithoutSeed_Throws()
     {
         var x = TestData.Tensor(new Shape(2, 2), seed: 2);
