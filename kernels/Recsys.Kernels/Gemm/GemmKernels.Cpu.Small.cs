@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using Recsys.Kernels.Common;
+using Recsys.Kernels.Interaction;
 
 namespace Recsys.Kernels.Gemm;
 
@@ -125,6 +126,10 @@ public static partial class GemmKernels
         return true;
     }
 
+    /// <remarks>
+    /// Not <see cref="RowMath.WeightedRowSum"/>, which walks a row the same way: its scalar tail multiplies then adds (not
+    /// the blocked path's fused multiply-add), and bias and activation would take a second pass over each row.
+    /// </remarks>
     private unsafe struct ShortKBody : IChunkBody
     {
         public float* A, B, C, Bias;
