@@ -103,7 +103,7 @@ public sealed class Tape
             p.Touched = true;
             return t.Grad;
         }
-        return t.Grad ??= Arena.Zeros(t.Shape);
+        return t.Grad ??= Given(t, Arena.Zeros(t.Shape));
     }
 
     /// <summary>
@@ -119,7 +119,7 @@ public sealed class Tape
         if (t.GradIsLent) Unlend(t);
         if (t.Owner is not null || t.Grad is not null) return GradOf(t);
         fresh = true;
-        return t.Grad = Arena.Allocate(t.Shape);
+        return t.Grad = Given(t, Arena.Allocate(t.Shape));
     }
 
     /// <summary>
@@ -133,18 +133,27 @@ public sealed class Tape
         return t.Grad;
     }
 
+    /// <summary>Tensors given an arena gradient this step (cleared at <see cref="Reset"/>); reused, so steps allocate nothing.</summary>
+    private readonly List<Tensor> _gradHolders = new();
+
+    private Tensor Given(Tensor holder, Tensor grad)
+    {
+        _gradHolders.Add(holder);
+        return grad;
+    }
+
     /// <summary>
-    /// A leaf (an input made outside the step, with RequiresGrad) keeps its gradient tensor between steps, but that tensor
-    /// came from the arena, which <see cref="Reset"/> recycles: using it again would read and write storage that now
-    /// belongs to this step's tensors.
+    /// <see cref="Reset"/> clears every gradient the tape gave out, since the arena it came from is recycled. One that is
+    /// back anyway (set again by hand from a reference kept across the reset) would read and write storage that now belongs
+    /// to this step's tensors: say so instead.
     /// </summary>
     private static void CheckGradCurrent(Tensor t)
     {
         if (t.Grad is { Recycled: true })
             throw new InvalidOperationException(
-                $"Backward: a tensor {(t.Name is { } n ? $"'{n}' " : "")}of shape {t.Shape} still holds its gradient " +
-                "from a step before the tape's last Reset, whose storage the reset recycled. Clear it (x.Grad = null, as PyTorch's " +
-                "zero_grad(set_to_none=True)) before each step, or copy the gradient out (ToArray) before Reset to keep it.");
+                $"Backward: a tensor {(t.Name is { } n ? $"'{n}' " : "")}of shape {t.Shape} holds a gradient from before the tape's " +
+                "last Reset, whose storage the reset recycled (Reset clears the gradients it gave out; this one was set again). " +
+                "Set x.Grad = null, and copy a gradient out (ToArray) before Reset to keep it.");
     }
 
     /// <summary>
@@ -158,7 +167,7 @@ public sealed class Tape
         if (t.Grad is not { } lent) return; // the caller cleared it
         var copy = Arena.Allocate(t.Shape);
         ElementwiseKernels.Copy(lent.ReadOnlySpan, copy.Span);
-        t.Grad = copy;
+        t.Grad = Given(t, copy);
     }
 
     /// <summary>
@@ -321,6 +330,10 @@ public sealed class Tape
     {
         Array.Clear(_entries, 0, _count);
         _count = 0;
+        // Gradients from the arena die with it: a leaf input (made outside the step) must not keep one, whose storage and
+        // tensor object the next step's tensors take over (its gradient would silently become some other tensor).
+        foreach (var t in _gradHolders) t.Grad = null;
+        _gradHolders.Clear();
         Arena.Reset();
         _lastMark = System.Diagnostics.Stopwatch.GetTimestamp();
     }

@@ -103,10 +103,13 @@ public sealed class Tensor
     /// <summary>True once the arena that handed this tensor out has been reset: its storage now belongs to later tensors.</summary>
     internal bool Recycled { get; private set; }
 
-    /// <summary>Detaches this arena tensor from its storage at the arena's reset; any use after that throws.</summary>
+    /// <summary>
+    /// Detaches this arena tensor from its storage at the arena's reset; any use of its elements after that throws. The
+    /// shape stays, so an op's shape checks pass and the use fails with what really went wrong.
+    /// </summary>
     internal void Recycle()
     {
-        Reset(Array.Empty<float>(), 0, null, default, Core.Shape.Scalar);
+        Reset(Array.Empty<float>(), 0, null, default, Shape);
         Recycled = true;
     }
 
@@ -149,8 +152,8 @@ public sealed class Tensor
 
     private static InvalidOperationException RecycledError(string accessor) =>
         new($"Tensor.{accessor}: this tensor was made during a step, and the tape (its arena) has been reset since, so its " +
-            "storage now belongs to later tensors. Copy what must outlive the step (ToArray or CopyTo) before the reset; " +
-            "a leaf's gradient is cleared with x.Grad = null before each step.");
+            "storage now belongs to later tensors. Copy what must outlive the step (ToArray or CopyTo) before the reset " +
+            "(gradients too: the reset clears those the tape gave out).");
 
     private InvalidOperationException HostOnly(string accessor) =>
         NotOn(accessor, "the host", $"device '{_device!.Name}' (use ToArray or CopyTo to read it back)");
@@ -174,6 +177,7 @@ public sealed class Tensor
     /// </summary>
     internal Tensor ViewAs(Tensor target, Shape shape)
     {
+        if (Recycled) throw RecycledError(nameof(ViewAs));
         if (shape.Size != Length)
             throw new ArgumentException($"Cannot view a tensor of shape {Shape} ({Length} elements) as {shape} ({shape.Size} elements).");
         if (_device is not null) target.RebindDevice(_device, _view, shape);

@@ -23,24 +23,39 @@ public class TapeTests
     }
 
     [Test]
-    public void LeafGradient_FromBeforeAReset_ThrowsSayingHowToClearIt()
+    public void Reset_ClearsTheGradientsItGave_AndOldTensorsSaySoWhenUsed()
     {
         var x = TestData.Tensor(new Shape(3, 4), seed: 7);
         x.Name = "dense input";
+        var seed = TestData.Tensor(new Shape(12), seed: 8);
         var tape = new Tape();
-        tape.Backward(Ops.Reshape(tape, x, new Shape(12)), TestData.Tensor(new Shape(12), seed: 8));
-        var first = x.Grad!.ToArray();
+        var stepOutput = Ops.Reshape(tape, x, new Shape(12));
+        tape.Backward(stepOutput, seed);
+        var oldGrad = x.Grad!;
+        var first = oldGrad.ToArray();
         tape.Reset();
-        // The old gradient's storage is recycled: reading it says so, and so does the next backward into it.
-        var read = Assert.Throws<InvalidOperationException>(() => _ = x.Grad!.Span[0]);
+        // A leaf's gradient came from the arena: the reset takes it back, so the next step starts from none (a stale one
+        // would have become some later tensor of the arena, silently).
+        Assert.That(x.Grad, Is.Null);
+        // Tensors of the old step say so when used, before the arena hands their objects out again (a reference kept
+        // past that aliases a new tensor: the documented contract is not to keep them).
+        var read = Assert.Throws<InvalidOperationException>(() => _ = oldGrad.Span[0]);
         Assert.That(read!.Message, Does.Contain("reset").And.Contain("ToArray"));
+        // Set back by hand, the old gradient is refused by the next backward, naming the tensor.
+        x.Grad = oldGrad;
         var y = Ops.Reshape(tape, x, new Shape(12));
-        var ex = Assert.Throws<InvalidOperationException>(() => tape.Backward(y, TestData.Tensor(new Shape(12), seed: 8)));
+        var ex = Assert.Throws<InvalidOperationException>(() => tape.Backward(y, seed));
         Assert.That(ex!.Message, Does.Contain("'dense input'").And.Contain("[3, 4]").And.Contain("x.Grad = null"));
-        // Cleared, the next step's gradient is made afresh.
+        tape.Reset();
+        var view = Assert.Throws<InvalidOperationException>(() => Ops.Reshape(tape, stepOutput, new Shape(3, 4)));
+        Assert.That(view!.Message, Does.Contain("reset"));
+        // The next step, as usual: the same gradient, not added to the last one.
         tape.Reset();
         x.Grad = null;
-        tape.Backward(Ops.Reshape(tape, x, new Shape(12)), TestData.Tensor(new Shape(12), seed: 8));
+        tape.Backward(Ops.Reshape(tape, x, new Shape(12)), seed);
+        Assert.That(x.Grad!.ToArray(), Is.EqualTo(first));
+        tape.Reset();
+        tape.Backward(Ops.Reshape(tape, x, new Shape(12)), seed);
         Assert.That(x.Grad!.ToArray(), Is.EqualTo(first));
     }
 
