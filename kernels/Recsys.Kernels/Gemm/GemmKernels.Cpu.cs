@@ -506,8 +506,9 @@ public static partial class GemmKernels
                     }
                     // The block's rows of C are final and still in L2: their residual product now, row by row (sequential
                     // streams of S and R), not in a pass of its own that reads C back from memory. Per tile instead, right
-                    // after each (in L1), was slower: eight 128-byte pieces of rows far apart per tile, inside the GEMM
-                    // (W4's forward 12.4 → 13.2 ms a step against 12.4 for the separate pass; 12.7–13.0 this way).
+                    // after each (in L1), was slower: eight 128-byte pieces of rows far apart per tile, inside the GEMM.
+                    // W4's three forwards, variants interleaved: per tile 13.2 against 12.4 ms for the separate pass; per
+                    // block 12.7 / 13.0 against 12.9 / 13.3 in a second pair of runs.
                     if (last && g.Product.Output != null) g.Product.Apply(g.C, ldc, ic, ic + mc, jc, jc + nc);
                 }
             }
