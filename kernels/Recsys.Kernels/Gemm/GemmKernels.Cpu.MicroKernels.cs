@@ -153,12 +153,19 @@ public static partial class GemmKernels
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static unsafe void Store512(float* c, Vector512<float> x0, Vector512<float> x1, bool add, float* bias, Activation act)
     {
-        if (add) { x0 += Vector512.Load(c); x1 += Vector512.Load(c + 16); }
-        if (bias != null) { x0 += Vector512.Load(bias); x1 += Vector512.Load(bias + 16); }
-        if (act == Activation.Relu) { x0 = Vector512.Max(x0, Vector512<float>.Zero); x1 = Vector512.Max(x1, Vector512<float>.Zero); }
-        else if (act == Activation.Sigmoid) { x0 = VectorMath.Sigmoid(x0); x1 = VectorMath.Sigmoid(x1); }
-        x0.Store(c);
-        x1.Store(c + 16);
+        Store16(c, x0, add, bias, act);
+        Store16(c + 16, x1, add, bias == null ? null : bias + 16, act);
+    }
+
+    /// <summary>Stores 16 finished sums: c = x (+ c), then act(c + bias) in the same register (see <see cref="Store512"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Store16(float* c, Vector512<float> x, bool add, float* bias, Activation act)
+    {
+        if (add) x += Vector512.Load(c);
+        if (bias != null) x += Vector512.Load(bias);
+        if (act == Activation.Relu) x = Vector512.Max(x, Vector512<float>.Zero);
+        else if (act == Activation.Sigmoid) x = VectorMath.Sigmoid(x);
+        x.Store(c);
     }
 
     /// <summary>6×16 tile, 12 Vector256 accumulators (fits the 16 registers of SSE/AVX2 with B and one broadcast).</summary>

@@ -108,15 +108,16 @@ public static partial class GemmKernels
     /// writes C in 8 × 32 tiles, so each row in 128-byte pieces far apart in time: the input gradient of a one-logit output
     /// layer (dX = dY·w, 4096 × 256 from k = 1 in W2 and W6) took ~0.55 ms for its 4 MB, and DLRM's first layer (13 dense
     /// features → 512, batch 4096) ~0.47 ms for 8 MB. Here each thread writes whole rows in order. A transposed B (a
-    /// Linear's [out, in] weight) is first copied into [k, n] rows by each thread. B may hold at most <see cref="ShortKMaxB"/>
-    /// floats; returns false above that, for the blocked path. Every element is the blocked path's FMA chain (from 0, p =
-    /// 0..k-1, then + C when accumulating), and bias and activation take the steps of <see cref="Epilogue"/> (16 columns at
-    /// a time, then its narrower tail) at the same columns: the same bits.
+    /// Linear's [out, in] weight) is first transposed into [k, n] rows by each thread. B may hold at most
+    /// <see cref="ShortKMaxB"/> floats, with one of its strides 1; returns false otherwise, for the blocked path. Every
+    /// element is the blocked path's FMA chain (from 0, p = 0..k-1, then + C when accumulating), and bias and activation
+    /// take the steps of <see cref="Epilogue"/> (16 columns at a time, then its narrower tail) at the same columns: the
+    /// same bits.
     /// </summary>
     private static unsafe bool RunShortK(float* a, long ars, long acs, float* b, long brs, long bcs, float* c, int m, int n, int k,
         bool accumulate, float* bias, Activation activation)
     {
-        if ((long)k * n > ShortKMaxB) return false;
+        if ((long)k * n > ShortKMaxB || (bcs != 1 && brs != 1)) return false;
         var body = new ShortKBody
         {
             A = a, Ars = ars, Acs = acs, B = b, Brs = brs, Bcs = bcs, C = c, M = m, N = n, K = k, Accumulate = accumulate,
@@ -138,16 +139,10 @@ public static partial class GemmKernels
         public bool Accumulate;
         public Activation Activation;
 
-        /// <summary>Stores 16 finished sums at column j: + C when accumulating, then Epilogue's Vector512 step in registers.</summary>
+        /// <summary>Stores 16 finished sums at column j as the blocked path's tiles do (<see cref="Store16"/>).</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private readonly void StoreShortK(float* c, Vector512<float> acc, int j)
-        {
-            if (Accumulate) acc += Vector512.Load(c);
-            if (Bias != null) acc += Vector512.Load(Bias + j);
-            if (Activation == Activation.Relu) acc = Vector512.Max(acc, Vector512<float>.Zero);
-            else if (Activation == Activation.Sigmoid) acc = VectorMath.Sigmoid(acc);
-            acc.Store(c);
-        }
+        private readonly void StoreShortK(float* c, Vector512<float> acc, int j) =>
+            Store16(c, acc, Accumulate, Bias == null ? null : Bias + j, Activation);
 
         public readonly void Run(int chunk, int chunks)
         {
@@ -157,10 +152,12 @@ public static partial class GemmKernels
             long ldb = Brs;
             if (Bcs != 1)
             {
-                // B[p, j] = b[p·brs + j·bcs] copied into rows of n (this thread's own copy: k·n ≤ 64k floats).
+                // B stored [n, k] (Brs = 1): transposed into rows of n, this thread's own copy (k·n ≤ 64k floats). A plain
+                // loop reading B in order: RowMath.Transpose takes its column-by-column scalar path for k not a multiple of 8,
+                // and at 512 × 13 that measured slower (0.065–0.071 against 0.041–0.052 ms for the whole batch-256 forward).
                 bt = PinnedBuffer(ref t_packB, k * n);
                 for (int j = 0; j < n; j++)
-                    for (int p = 0; p < k; p++) bt[(long)p * n + j] = B[p * Brs + j * Bcs];
+                    for (int p = 0; p < k; p++) bt[(long)p * n + j] = B[j * Bcs + p];
                 ldb = n;
             }
             bool epilogue = Bias != null || Activation != Activation.None;

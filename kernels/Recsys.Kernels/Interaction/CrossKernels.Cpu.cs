@@ -24,8 +24,8 @@ public static unsafe class CrossKernels
         CheckRows(x0, xl, hidden, output, batch, dim, nameof(Forward));
         KernelGuard.AtLeast(weight, (long)dim * dim, nameof(weight), nameof(Forward));
         KernelGuard.AtLeast(bias, dim, nameof(bias), nameof(Forward));
-        // The bias and the residual product ride in the GEMM's epilogue: each tile of hidden gets its bias as it is
-        // stored and its tile of y right after, while it is in L1 (no second pass reading hidden, x0 and x_l back).
+        // The bias and the residual product ride in the GEMM: each tile of hidden gets its bias as it is stored, and each
+        // thread's block of rows its y once the block is final, while it is in L2 (no second pass reading hidden back).
         GemmKernels.LinearForwardResidualProduct(xl, weight, bias.Slice(0, dim), hidden, x0, xl, output, batch, dim, dim);
     }
 
