@@ -144,10 +144,11 @@ public static partial class GemmKernels
         private readonly void StoreShortK(float* c, Vector512<float> acc, int j) =>
             Store16(c, acc, Accumulate, Bias == null ? null : Bias + j, Activation);
 
-        // Compiled fully optimized on first call, outside tiered PGO. Each call is one long loop per thread, so under the
-        // default runtime settings this method reached tier 1 through on-stack replacement with a synthesized profile, and
-        // that code ran DLRM's 4096 × 13 → 512 forward in 0.8–2.4 ms (varying by process) against 0.25–0.31 ms: the first
-        // Linear of every W6 and W8 step, 1.1–1.2 ms in the step's profile against 0.38–0.41 with DOTNET_TieredPGO=0.
+        // Compiled fully optimized on first call, outside tiered PGO, and never inlined. Each call is one long loop per
+        // thread: under the default runtime settings it reached tier 1 through on-stack replacement with a synthesized
+        // profile, or inlined into the worker pool's PGO-compiled dispatch (Invoke<TBody>). That code ran DLRM's
+        // 4096 × 13 → 512 forward in 0.8–2.4 ms, varying by process, against 0.25–0.31 ms: the first Linear of every W6
+        // and W8 step, 0.9–1.2 ms in the step's profile against 0.36–0.44 now (and with DOTNET_TieredPGO=0).
         [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
         public readonly void Run(int chunk, int chunks)
         {
