@@ -180,7 +180,7 @@ public static unsafe partial class DotInteractionKernels
                     if (width > 16 && c + 32 <= np) { Rows8Columns32(tc, np, d, in block, zb + c, np); c += 32; }
                     else { Rows8Columns16(tc, np, d, in block, zb + c, np); c += 16; }
                 }
-                StoreLowerRows(zb, np, o + d, i0, rows);
+                StoreLowerRows(zb, np, o + d, i0, rows, n - 1);
             }
             for (; i0 < n; i0 += 4)
             {
@@ -204,20 +204,31 @@ public static unsafe partial class DotInteractionKernels
                     else if (width > 8) Columns16(tc, np, d, r0, r1, r2, r3, zb + c, np);
                     else Columns8(tc, np, d, r0, r1, r2, r3, zb + c, np);
                 }
-                StoreLowerRows(zb, np, o + d, i0, rows);
+                StoreLowerRows(zb, np, o + d, i0, rows, n - 1);
             }
         }
 
         /// <summary>
         /// Writes rows i0 .. i0+rows-1 of a block of Z (row r at <c>zb + r·np</c>) to the output's lower triangle
-        /// <paramref name="z"/>: row i's first i entries (Z[i, j], j &lt; i) at <c>i·(i-1)/2</c>.
+        /// <paramref name="z"/>: row i's first i entries (Z[i, j], j &lt; i) at <c>i·(i-1)/2</c>. <paramref name="last"/> is
+        /// the triangle's last row (F). Rows are whole Vector512 stores where their overhang stays inside the triangle, instead
+        /// of 26 small copies per sample: W3's forward 1.80–1.83 → 1.77–1.80 ms (interleaved in one process), same bits.
         /// </summary>
-        private static void StoreLowerRows(float* zb, int np, float* z, int i0, int rows)
+        private static void StoreLowerRows(float* zb, int np, float* z, int i0, int rows, int last)
         {
+            int end = last * (last + 1) / 2;
             for (int r = 0; r < rows; r++)
             {
                 int i = i0 + r;
-                RowMath.Copy(zb + r * np, z + i * (i - 1) / 2, i);
+                float* src = zb + r * np, dst = z + i * (i - 1) / 2;
+                int whole = (i + 15) & ~15; // ≤ np: i < n ≤ np, a multiple of 16
+                if (i < last && i * (i - 1) / 2 + whole <= end)
+                {
+                    // Whole vectors: what lands past row i's end is the start of the rows after it, which are written
+                    // next (rows go in order, on this thread), and it stays inside this sample's triangle.
+                    for (int c = 0; c < whole; c += 16) Vector512.Load(src + c).Store(dst + c);
+                }
+                else RowMath.Copy(src, dst, i);
             }
         }
 

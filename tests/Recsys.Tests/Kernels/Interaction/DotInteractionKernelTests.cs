@@ -53,6 +53,29 @@ public class DotInteractionKernelTests
             }
     }
 
+    /// <summary>
+    /// The triangle's rows are stored as whole vectors whose overhang is overwritten by the rows after them: nothing may
+    /// land past a sample's own output (the next sample's, or past the buffer). Each sample is written alone into a buffer
+    /// of sentinels, for F up to 40 (the overhang rule changes at F = 15).
+    /// </summary>
+    [Test]
+    public void Forward_WritesNothingPastEachSamplesOutput([Values(1, 16, 64)] int d)
+    {
+        const float sentinel = 12345.5f;
+        for (int f = 1; f <= 40; f++)
+        {
+            int width = DotInteractionKernels.OutputDim(f, d);
+            var dense = TestData.Floats(d, 3 + f);
+            var sparse = TestData.Floats(f * d, 4 + f);
+            var y = new float[width + 64];
+            Array.Fill(y, sentinel);
+            DotInteractionKernels.Forward(dense, sparse, y.AsSpan(0, width), 1, f, d);
+            for (int i = width; i < y.Length; i++)
+                Assert.That(y[i], Is.EqualTo(sentinel), $"F={f} D={d}: element {i} past the output ({width} wide) was written");
+            TestData.AssertClose(y.AsSpan(0, width).ToArray(), ReferenceForward(dense, sparse, 1, f, d), 1e-4, 1e-4, $"forward F={f} D={d}");
+        }
+    }
+
     /// <summary>Random backward inputs and starting gradients; the gradients' seeds follow dOutput's (seed + 1, seed + 2).</summary>
     private static (float[] Dense, float[] Sparse, float[] DOut, float[] DDense, float[] DSparse) BackwardInputs(int batch, int f, int d,
         int denseSeed, int sparseSeed, int dOutSeed) =>
