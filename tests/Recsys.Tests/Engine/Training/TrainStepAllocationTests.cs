@@ -39,12 +39,19 @@ public class TrainStepAllocationTests
         GC.WaitForPendingFinalizers();
         GC.Collect();
         for (int i = 0; i < 10; i++) trainer.TrainStep(batches[i % 3]); // optimizer state, workspaces and arena blocks appear
-        long before = GC.GetTotalAllocatedBytes(precise: true);
+        // All threads are counted (the kernel workers too), so the runtime's and the test runner's own threads can add a
+        // one-off allocation to a window (once 10.9 KB in a whole-suite run). The least of three windows is asserted: a
+        // step that allocates shows in every window, and one small object per step (24 x 24+ bytes) cannot hide under the
+        // bound.
         const int steps = 24;
-        for (int i = 0; i < steps; i++) trainer.TrainStep(batches[i % 3]);
-        long allocated = GC.GetTotalAllocatedBytes(precise: true) - before;
-        // All threads are counted (the kernel workers too), so the test runner's own threads could add a little; one
-        // small object per step (24 x 24+ bytes) cannot hide under the bound.
-        Assert.That(allocated, Is.LessThan(steps * 24), $"bytes allocated by {steps} steady-state {kind} steps with {optimizer}, all threads");
+        var windows = new List<long>();
+        for (int w = 0; w < 3 && (windows.Count == 0 || windows.Min() >= steps * 24); w++)
+        {
+            long before = GC.GetTotalAllocatedBytes(precise: true);
+            for (int i = 0; i < steps; i++) trainer.TrainStep(batches[i % 3]);
+            windows.Add(GC.GetTotalAllocatedBytes(precise: true) - before);
+        }
+        Assert.That(windows.Min(), Is.LessThan(steps * 24),
+            $"bytes allocated by {steps} steady-state {kind} steps with {optimizer}, all threads, in each window: {string.Join(", ", windows)}");
     }
 }
