@@ -258,15 +258,16 @@ public static partial class GemmKernels
             float* buffer = stackalloc float[2 * NarrowLimit * bw + 16];
             float* sums = (float*)(((nint)buffer + 63) & ~(nint)63), part = sums + NarrowLimit * bw;
             for (int i0 = l0 * 16; i0 < i1; i0 += bw)
-                Block(i0, Math.Min(bw, i1 - i0), sums, part, bw);
+                Block(i0, Math.Min(bw, i1 - i0), sums, part);
         }
 
         /// <summary>
-        /// Rows [i0, i0+w) of C, w ≤ <paramref name="bw"/>: sums[j·bw + q] is C[i0+q, j]. As in the packed micro-kernel, each KC block of k is
+        /// Rows [i0, i0+w) of C, w ≤ bw = <see cref="OuterProductBlockRows"/>: sums[j·bw + q] is C[i0+q, j]. As in the packed micro-kernel, each KC block of k is
         /// one chain from zero (<paramref name="part"/>) that is then added to the running value, so the bits are the same.
         /// </summary>
-        private readonly void Block(int i0, int w, float* sums, float* part, int bw)
+        private readonly void Block(int i0, int w, float* sums, float* part)
         {
+            const int bw = OuterProductBlockRows;
             float* a = A, b = B, c = C;
             int m = M, n = N, k = K;
             for (int j = 0; j < n; j++)
