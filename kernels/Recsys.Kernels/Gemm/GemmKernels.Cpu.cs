@@ -569,8 +569,8 @@ public static partial class GemmKernels
                 int p = 0;
                 for (; p + 16 <= kc; p += 16)
                 {
-                    Transpose16x16(src + p, bcs, panel + p * 32);
-                    Transpose16x16(src + 16 * bcs + p, bcs, panel + p * 32 + 16);
+                    Transpose16.Block(new StridedRows(src + p, bcs), panel + p * 32, 32);
+                    Transpose16.Block(new StridedRows(src + 16 * bcs + p, bcs), panel + p * 32 + 16, 32);
                 }
                 for (; p < kc; p++)
                     for (int j = 0; j < 32; j++) panel[p * 32 + j] = src[j * bcs + p];
@@ -588,68 +588,6 @@ public static partial class GemmKernels
                     for (int p = 0; p < kc; p++) panel[p * nr + j] = 0f;
             }
         }
-    }
-
-    /// <summary>
-    /// dst[c·32 + i] = src[i·ld + c] for i, c &lt; 16: a 16×16 block of a row-major matrix (row stride
-    /// <paramref name="ld"/>) stored transposed into 16 rows of a 32-wide panel. Three rounds of in-lane shuffles
-    /// (pairs, quads, 128-bit lanes twice): rows 0–3 of each output column come together first, then rows 4–15.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static unsafe void Transpose16x16(float* src, long ld, float* dst)
-    {
-        // t: per 128-bit lane, (r[2i][c], r[2i+1][c]) pairs for columns c = 4L+0,1 (lo) and 4L+2,3 (hi).
-        var t0 = Avx512F.UnpackLow(Vector512.Load(src), Vector512.Load(src + ld));
-        var t1 = Avx512F.UnpackHigh(Vector512.Load(src), Vector512.Load(src + ld));
-        var t2 = Avx512F.UnpackLow(Vector512.Load(src + 2 * ld), Vector512.Load(src + 3 * ld));
-        var t3 = Avx512F.UnpackHigh(Vector512.Load(src + 2 * ld), Vector512.Load(src + 3 * ld));
-        var t4 = Avx512F.UnpackLow(Vector512.Load(src + 4 * ld), Vector512.Load(src + 5 * ld));
-        var t5 = Avx512F.UnpackHigh(Vector512.Load(src + 4 * ld), Vector512.Load(src + 5 * ld));
-        var t6 = Avx512F.UnpackLow(Vector512.Load(src + 6 * ld), Vector512.Load(src + 7 * ld));
-        var t7 = Avx512F.UnpackHigh(Vector512.Load(src + 6 * ld), Vector512.Load(src + 7 * ld));
-        var t8 = Avx512F.UnpackLow(Vector512.Load(src + 8 * ld), Vector512.Load(src + 9 * ld));
-        var t9 = Avx512F.UnpackHigh(Vector512.Load(src + 8 * ld), Vector512.Load(src + 9 * ld));
-        var t10 = Avx512F.UnpackLow(Vector512.Load(src + 10 * ld), Vector512.Load(src + 11 * ld));
-        var t11 = Avx512F.UnpackHigh(Vector512.Load(src + 10 * ld), Vector512.Load(src + 11 * ld));
-        var t12 = Avx512F.UnpackLow(Vector512.Load(src + 12 * ld), Vector512.Load(src + 13 * ld));
-        var t13 = Avx512F.UnpackHigh(Vector512.Load(src + 12 * ld), Vector512.Load(src + 13 * ld));
-        var t14 = Avx512F.UnpackLow(Vector512.Load(src + 14 * ld), Vector512.Load(src + 15 * ld));
-        var t15 = Avx512F.UnpackHigh(Vector512.Load(src + 14 * ld), Vector512.Load(src + 15 * ld));
-        // u[4q+s]: per lane L, column 4L+s of rows 4q..4q+3.
-        var u0 = Avx512F.Shuffle(t0, t2, 0x44); var u1 = Avx512F.Shuffle(t0, t2, 0xEE);
-        var u2 = Avx512F.Shuffle(t1, t3, 0x44); var u3 = Avx512F.Shuffle(t1, t3, 0xEE);
-        var u4 = Avx512F.Shuffle(t4, t6, 0x44); var u5 = Avx512F.Shuffle(t4, t6, 0xEE);
-        var u6 = Avx512F.Shuffle(t5, t7, 0x44); var u7 = Avx512F.Shuffle(t5, t7, 0xEE);
-        var u8 = Avx512F.Shuffle(t8, t10, 0x44); var u9 = Avx512F.Shuffle(t8, t10, 0xEE);
-        var u10 = Avx512F.Shuffle(t9, t11, 0x44); var u11 = Avx512F.Shuffle(t9, t11, 0xEE);
-        var u12 = Avx512F.Shuffle(t12, t14, 0x44); var u13 = Avx512F.Shuffle(t12, t14, 0xEE);
-        var u14 = Avx512F.Shuffle(t13, t15, 0x44); var u15 = Avx512F.Shuffle(t13, t15, 0xEE);
-        // v: lanes (L0, L2) or (L1, L3) of rows 0–3 and 4–7 (v0..v7), of rows 8–11 and 12–15 (v8..v15).
-        var v0 = Avx512F.Shuffle4x128(u0, u4, 0x88); var v1 = Avx512F.Shuffle4x128(u1, u5, 0x88);
-        var v2 = Avx512F.Shuffle4x128(u2, u6, 0x88); var v3 = Avx512F.Shuffle4x128(u3, u7, 0x88);
-        var v4 = Avx512F.Shuffle4x128(u0, u4, 0xDD); var v5 = Avx512F.Shuffle4x128(u1, u5, 0xDD);
-        var v6 = Avx512F.Shuffle4x128(u2, u6, 0xDD); var v7 = Avx512F.Shuffle4x128(u3, u7, 0xDD);
-        var v8 = Avx512F.Shuffle4x128(u8, u12, 0x88); var v9 = Avx512F.Shuffle4x128(u9, u13, 0x88);
-        var v10 = Avx512F.Shuffle4x128(u10, u14, 0x88); var v11 = Avx512F.Shuffle4x128(u11, u15, 0x88);
-        var v12 = Avx512F.Shuffle4x128(u8, u12, 0xDD); var v13 = Avx512F.Shuffle4x128(u9, u13, 0xDD);
-        var v14 = Avx512F.Shuffle4x128(u10, u14, 0xDD); var v15 = Avx512F.Shuffle4x128(u11, u15, 0xDD);
-        // Output column c: all 16 rows.
-        Avx512F.Shuffle4x128(v0, v8, 0x88).Store(dst);
-        Avx512F.Shuffle4x128(v1, v9, 0x88).Store(dst + 32);
-        Avx512F.Shuffle4x128(v2, v10, 0x88).Store(dst + 2 * 32);
-        Avx512F.Shuffle4x128(v3, v11, 0x88).Store(dst + 3 * 32);
-        Avx512F.Shuffle4x128(v4, v12, 0x88).Store(dst + 4 * 32);
-        Avx512F.Shuffle4x128(v5, v13, 0x88).Store(dst + 5 * 32);
-        Avx512F.Shuffle4x128(v6, v14, 0x88).Store(dst + 6 * 32);
-        Avx512F.Shuffle4x128(v7, v15, 0x88).Store(dst + 7 * 32);
-        Avx512F.Shuffle4x128(v0, v8, 0xDD).Store(dst + 8 * 32);
-        Avx512F.Shuffle4x128(v1, v9, 0xDD).Store(dst + 9 * 32);
-        Avx512F.Shuffle4x128(v2, v10, 0xDD).Store(dst + 10 * 32);
-        Avx512F.Shuffle4x128(v3, v11, 0xDD).Store(dst + 11 * 32);
-        Avx512F.Shuffle4x128(v4, v12, 0xDD).Store(dst + 12 * 32);
-        Avx512F.Shuffle4x128(v5, v13, 0xDD).Store(dst + 13 * 32);
-        Avx512F.Shuffle4x128(v6, v14, 0xDD).Store(dst + 14 * 32);
-        Avx512F.Shuffle4x128(v7, v15, 0xDD).Store(dst + 15 * 32);
     }
 
     /// <summary>
