@@ -176,7 +176,7 @@ public static unsafe partial class DotInteractionKernels
                 // the sample's triangle: the rows go straight to the output (see StoreLowerRows for why the overhang is
                 // safe), not through the scratch block. DLRM's rows 1–24: 523 → 483–491 ns a sample (one thread, in cache).
                 int wide = cols > 16 ? 32 : 16;
-                if (rows == RowBlock && cols <= 32 && (i0 + 7) * (i0 + 6) / 2 + wide <= last * (last + 1) / 2)
+                if (rows == RowBlock && cols <= 32 && WholeRowFits(i0 + RowBlock - 1, wide, last))
                 {
                     var direct = RowPointers8.Triangle(o + d, i0);
                     if (wide == 32) Rows8Columns32(tt, np, d, in block, in direct);
@@ -252,6 +252,13 @@ public static unsafe partial class DotInteractionKernels
         }
 
         /// <summary>
+        /// Whether <paramref name="width"/> floats stored from where row <paramref name="i"/> starts in the lower triangle
+        /// (i·(i-1)/2) stay inside the sample's triangle, whose last row is <paramref name="last"/>: the rule for every
+        /// whole-vector row store (the overhang past row i lands on rows stored after it).
+        /// </summary>
+        private static bool WholeRowFits(int i, int width, int last) => i * (i - 1) / 2 + width <= last * (last + 1) / 2;
+
+        /// <summary>
         /// Writes rows i0 .. i0+rows-1 of a block of Z (row r at <c>zb + r·np</c>) to the output's lower triangle
         /// <paramref name="z"/>: row i's first i entries (Z[i, j], j &lt; i) at <c>i·(i-1)/2</c>. <paramref name="last"/> is
         /// the triangle's last row (F). Rows are whole Vector512 stores where their overhang stays inside the triangle, instead
@@ -259,13 +266,12 @@ public static unsafe partial class DotInteractionKernels
         /// </summary>
         private static void StoreLowerRows(float* zb, int np, float* z, int i0, int rows, int last)
         {
-            int end = last * (last + 1) / 2;
             for (int r = 0; r < rows; r++)
             {
                 int i = i0 + r;
                 float* src = zb + r * np, dst = z + i * (i - 1) / 2;
                 int whole = (i + 15) & ~15; // ≤ np: i < n ≤ np, a multiple of 16
-                if (i < last && i * (i - 1) / 2 + whole <= end)
+                if (i < last && WholeRowFits(i, whole, last))
                 {
                     // Whole vectors: what lands past row i's end is the start of the rows after it, which are written
                     // next (rows go in order, on this thread), and it stays inside this sample's triangle.
