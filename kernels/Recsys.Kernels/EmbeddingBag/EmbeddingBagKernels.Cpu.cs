@@ -182,6 +182,14 @@ public static unsafe partial class EmbeddingBagKernels
             bool nt = rowCopy && Avx512F.IsSupported && ((nint)(output + offset) & 63) == 0 && stride % 16 == 0
                 && (long)Batch * stride * sizeof(float) >= NonTemporalOutputBytes;
             var (start, end) = KernelParallelism.Range(Items, chunks, chunk);
+            if (rowCopy && OneIdBags(offsets, start, end))
+            {
+                int shift = offsets[start] - start; // bag i's id is indices[i + shift]
+                int bad = CopyOneIdBags(tables, batch, indices + shift, start, end, nt, output + offset, stride);
+                if (bad >= 0) Bad[chunk] = bad + shift;
+                if (nt) Sse.StoreFence();
+                return;
+            }
             int f = start / batch, b = start - f * batch;
             // Bags of one table are consecutive in the indices: row prefetches run ahead across bag boundaries up to
             // the end of this chunk's part of the table.
@@ -227,6 +235,64 @@ public static unsafe partial class EmbeddingBagKernels
             }
             if (nt) Sse.StoreFence(); // non-temporal stores are weakly ordered: make them visible before the chunk reports done
         }
+    }
+
+    /// <summary>Whether every bag in [start, end) holds exactly one id: offsets[i] = offsets[start] + (i − start), 16 at a time.</summary>
+    private static bool OneIdBags(int* offsets, int start, int end)
+    {
+        int shift = offsets[start] - start;
+        int i = start;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var expected = Vector512.Create(shift + start) + Vector512<int>.Indices;
+            var step = Vector512.Create(16);
+            for (; i + 16 <= end + 1; i += 16, expected += step)
+                if (!Vector512.EqualsAll(Vector512.Load(offsets + i), expected)) return false;
+        }
+        for (; i <= end; i++)
+            if (offsets[i] != shift + i) return false;
+        return true;
+    }
+
+    /// <summary>
+    /// Bags [start, end) of a chunk, table-major, when every one holds one id and D = 64 (pooling 1, every DLRM's case):
+    /// bag i = (f, b) is row <c>ids[i]</c> of table f, copied to <c>output[b·stride + f·64 ..+64]</c>. The ids are checked
+    /// first, a table's part at a time and 16 per compare, so the copy loop has no branch but its own and reads neither
+    /// offsets nor bounds; rows are prefetched <see cref="RowPrefetchDistance"/> bags ahead, across table boundaries. The
+    /// general loop (offsets read per bag, the id checked next to its copy, the prefetch stopped at the table's end) ran
+    /// the same copies ~30 % slower: W1 pooling 1, 26 tables of 100k × 64, batch 4096, two threads, steps interleaved in
+    /// one process, medians of 18–30 windows: 1.86 / 2.19 → 1.31 / 1.42 ms (lab loops with only the id check or only the
+    /// offsets read put back: 2.08 and 2.10). Returns -1, or the first bag whose id is out of range (nothing then copied).
+    /// </summary>
+    private static int CopyOneIdBags(TablePtr* tables, int batch, int* ids, int start, int end, bool nt, float* output, int stride)
+    {
+        for (int s = start; s < end;)
+        {
+            int table = s / batch, e = Math.Min(end, (table + 1) * batch);
+            int bad = FirstOutOfRange(ids, s, e, (uint)tables[table].Rows);
+            if (bad >= 0) return bad;
+            s = e;
+        }
+        int f = start / batch, b = start - f * batch;
+        for (int i = start; i < end; i++)
+        {
+            int ahead = i + RowPrefetchDistance;
+            if (ahead < end) PrefetchRow64(tables[ahead / batch].Weight, ids[ahead]);
+            float* r = tables[f].Weight + (nint)(uint)ids[i] * 64;
+            float* dst = output + (long)b * stride + (long)f * 64;
+            if (nt)
+            {
+                Avx512F.StoreAlignedNonTemporal(dst, Vector512.Load(r)); Avx512F.StoreAlignedNonTemporal(dst + 16, Vector512.Load(r + 16));
+                Avx512F.StoreAlignedNonTemporal(dst + 32, Vector512.Load(r + 32)); Avx512F.StoreAlignedNonTemporal(dst + 48, Vector512.Load(r + 48));
+            }
+            else
+            {
+                Vector512.Load(r).Store(dst); Vector512.Load(r + 16).Store(dst + 16);
+                Vector512.Load(r + 32).Store(dst + 32); Vector512.Load(r + 48).Store(dst + 48);
+            }
+            if (++b == batch) { b = 0; f++; }
+        }
+        return -1;
     }
 
     /// <summary>

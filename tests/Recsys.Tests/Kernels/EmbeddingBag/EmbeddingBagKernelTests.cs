@@ -688,4 +688,109 @@ public class EmbeddingBagKernelTests
             TestData.AssertClose(actual, expected, rtol: 1e-5, atol: 1e-5, $"table {f} dim {dim}");
         }
     }
+
+    [Test]
+    public void ForwardTables_OneIdBags_SeveralChunks_CopyRowsIntoStridedSlices([Values(1, 2, 3)] int threads, [Values(0, 5)] int baseOffset,
+        [Values(false, true)] bool oneLongBag)
+    {
+        // Pooling 1 at D = 64 (the chunk-wide row-copy loop): five tables of 300 bags split over 1–3 chunks, so tables are
+        // cut between chunks and the row prefetch runs across table boundaries. Offsets start above 0; the output is strided
+        // with a poisoned column on each side of every bag. With oneLongBag, bag 0 of table 3 holds two ids: the chunk
+        // holding it takes the general loop, the others the copy loop, and the results must not change.
+        const int rows = 257, batch = 300, tables = 5, dim = 64, stride = tables * dim + 32, outOffset = 16;
+        var weights = Enumerable.Range(0, tables).Select(f => TestData.Floats(rows * dim, 80 + f)).ToArray();
+        var r = new Random(7);
+        var ids = new List<int>();
+        for (int i = 0; i < baseOffset; i++) ids.Add(-1); // never read: offsets start past them
+        var off = new int[tables * batch + 1];
+        for (int bag = 0; bag < tables * batch; bag++)
+        {
+            off[bag] = ids.Count;
+            ids.Add(r.Next(rows));
+            if (oneLongBag && bag == 3 * batch) ids.Add(r.Next(rows));
+        }
+        off[^1] = ids.Count;
+        var idx = ids.ToArray();
+        float[] RunWith(int n)
+        {
+            using (KernelThreads.Use(n))
+            {
+                var output = new float[batch * stride];
+                Array.Fill(output, float.NaN);
+                EmbeddingBagKernels.ForwardTables(weights, Enumerable.Repeat(rows, tables).ToArray(), dim, batch, idx, off, default, PoolingMode.Sum,
+                    output, stride, outOffset);
+                return output;
+            }
+        }
+        var got = RunWith(threads);
+        Assert.That(got, Is.EqualTo(RunWith(1)), $"{threads} threads vs 1");
+        for (int f = 0; f < tables; f++)
+            for (int b = 0; b < batch; b++)
+            {
+                int bag = f * batch + b;
+                var expected = new double[dim];
+                for (int p = off[bag]; p < off[bag + 1]; p++)
+                    for (int d = 0; d < dim; d++) expected[d] += weights[f][idx[p] * dim + d];
+                var actual = got.AsSpan(b * stride + outOffset + f * dim, dim).ToArray();
+                TestData.AssertClose(actual, expected, rtol: 1e-6, atol: 1e-6, $"table {f} bag {b}");
+            }
+        for (int b = 0; b < batch; b++)
+        {
+            Assert.That(got.AsSpan(b * stride, outOffset).ToArray().All(float.IsNaN), $"bag row {b}: columns before the slice untouched");
+            Assert.That(got.AsSpan(b * stride + outOffset + tables * dim, stride - outOffset - tables * dim).ToArray().All(float.IsNaN),
+                $"bag row {b}: columns after the slice untouched");
+        }
+    }
+
+    [Test]
+    public void ForwardTables_OneIdBags_BadIdsInSeveralChunks_ReportsTheFirstPosition([Values(2, 3)] int threads, [Values(17, 299)] int firstBag)
+    {
+        // The row-copy loop checks a chunk's ids before it copies: with bad ids in a later chunk (table 4) and in an earlier
+        // one (table 1, bag firstBag: inside a 16-id block or in its tail), the earlier position is reported.
+        const int rows = 50, batch = 300, tables = 5, dim = 64;
+        var weights = Enumerable.Range(0, tables).Select(f => TestData.Floats(rows * dim, 90 + f)).ToArray();
+        var r = new Random(9);
+        var idx = Enumerable.Range(0, tables * batch).Select(_ => r.Next(rows)).ToArray();
+        var off = Enumerable.Range(0, tables * batch + 1).ToArray();
+        idx[4 * batch + 10] = rows;
+        idx[1 * batch + firstBag] = -3;
+        using (KernelThreads.Use(threads))
+        {
+            var ex = Assert.Throws<EmbeddingIndexOutOfRangeException>(() =>
+                EmbeddingBagKernels.ForwardTables(weights, Enumerable.Repeat(rows, tables).ToArray(), dim, batch, idx, off, default, PoolingMode.Sum,
+                    new float[batch * tables * dim], tables * dim, 0));
+            Assert.That((ex!.Table, ex.Position, ex.Id, ex.Rows), Is.EqualTo((1, 1 * batch + firstBag, -3, rows)));
+        }
+    }
+
+    [Test]
+    public void BackwardTables_Sgd_OneIdBags_SameBitsAsTheSequentialUpdate([Values(PoolingMode.Sum, PoolingMode.Mean)] PoolingMode mode,
+        [Values(3, 5)] int tables, [Values(1, 2, 3)] int threads)
+    {
+        // Pooling 1 at D = 64 over several tables (the sample-order scatter's one-id loop): every row update is
+        // w ← fma(−lr, dOutput[b], w), applied from the last sample to the first, so the result is exactly that sequence
+        // in float32, whatever the thread count. Few rows per table, so rows are hit many times; offsets start above 0 and
+        // dOutput is strided.
+        const int batch = 400, dim = 64, rows = 37, baseOffset = 3;
+        const float lr = 0.25f;
+        int stride = tables * dim + 16;
+        var weights = Enumerable.Range(0, tables).Select(f => TestData.Floats(rows * dim, 120 + f)).ToArray();
+        var r = new Random(11);
+        var idx = new int[baseOffset + tables * batch];
+        for (int i = baseOffset; i < idx.Length; i++) idx[i] = r.Next(rows);
+        var off = Enumerable.Range(0, tables * batch + 1).Select(i => i + baseOffset).ToArray();
+        var dOut = TestData.Floats(batch * stride, 130);
+        var expected = weights.Select(w => (float[])w.Clone()).ToArray();
+        for (int f = 0; f < tables; f++)
+            for (int b = batch - 1; b >= 0; b--)
+            {
+                int id = idx[off[f * batch + b]];
+                for (int d = 0; d < dim; d++)
+                    expected[f][id * dim + d] = MathF.FusedMultiplyAdd(-lr, dOut[b * stride + 8 + f * dim + d], expected[f][id * dim + d]);
+            }
+        using (KernelThreads.Use(threads))
+            EmbeddingBagKernels.BackwardTables(weights, Enumerable.Repeat(rows, tables).ToArray(), dim, batch, idx, off, default, mode,
+                dOut, stride, 8, SparseUpdate.Sgd(lr), default, default, new EmbeddingBagWorkspace());
+        for (int f = 0; f < tables; f++) Assert.That(weights[f], Is.EqualTo(expected[f]), $"table {f}");
+    }
 }
