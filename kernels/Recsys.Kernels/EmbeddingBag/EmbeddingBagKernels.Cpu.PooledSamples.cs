@@ -82,6 +82,15 @@ public static unsafe partial class EmbeddingBagKernels
         }
     }
 
+    /// <summary>Whether every bag of samples [start, end) holds one id, in every table: offsets[f·B + b] = offsets[0] + f·B + b.</summary>
+    private static bool OneIdSamples(int* offsets, int tables, int batch, int start, int end)
+    {
+        if (offsets[0] != offsets[start] - start) return false;
+        for (int f = 0; f < tables; f++)
+            if (!OneIdBags(offsets, f * batch + start, f * batch + end) || offsets[f * batch + start] != offsets[0] + f * batch + start) return false;
+        return true;
+    }
+
     private struct ConsumerBody<TConsumer> : IScratchChunkBody where TConsumer : struct, IPooledSampleConsumer
     {
         public TConsumer Consumer;
@@ -93,6 +102,41 @@ public static unsafe partial class EmbeddingBagKernels
         public long* Bad;
 
         public readonly int ScratchFloats => TableCount * Dim + Consumer.ScratchFloats;
+
+        /// <summary>
+        /// Samples [start, end) when every bag holds one id and D = 64 (pooling 1, every DLRM's case): bag (f, b)'s id is
+        /// <c>ids[f·batch + b]</c>. As in the [B, F, D] forward's row-copy loop (<see cref="CopyOneIdBags"/>), the ids are
+        /// checked first, so the loop reads them straight, with no offsets and no branch per bag. W8's shape (4,096
+        /// samples, 26 tables of 100k × 64, two threads), steps interleaved in one process: 3.19 → 2.85 ms and 3.89 → 3.75
+        /// (medians of 13 and 16 windows); prefetching 1, 2 or 4 samples ahead timed the same. Returns long.MaxValue, or
+        /// the first position (ids[0] is at <paramref name="shift"/>) whose id is out of range: nothing is consumed then.
+        /// </summary>
+        private static long ConsumeOneIdSamples(TablePtr* tables, int tableCount, int batch, int* ids, int shift, int start, int end,
+            float* pooled, float* rest, ref TConsumer consumer)
+        {
+            long bad = long.MaxValue;
+            for (int f = 0; f < tableCount; f++)
+            {
+                int badBag = FirstOutOfRange(ids, f * batch + start, f * batch + end, (uint)tables[f].Rows);
+                if (badBag >= 0) bad = Math.Min(bad, badBag + shift);
+            }
+            if (bad != long.MaxValue) return bad;
+            for (int b = start; b < end; b++)
+            {
+                int ahead = b + ConsumerSampleAhead;
+                if (ahead < end)
+                    for (int f = 0; f < tableCount; f++) PrefetchRow64(tables[f].Weight, ids[f * batch + ahead]);
+                float* dst = pooled;
+                for (int f = 0; f < tableCount; f++, dst += 64)
+                {
+                    float* r = tables[f].Weight + (nint)(uint)ids[f * batch + b] * 64;
+                    Vector512.Load(r).Store(dst); Vector512.Load(r + 16).Store(dst + 16);
+                    Vector512.Load(r + 32).Store(dst + 32); Vector512.Load(r + 48).Store(dst + 48);
+                }
+                consumer.Consume(b, pooled, rest);
+            }
+            return long.MaxValue;
+        }
 
         public readonly void Run(int chunk, int chunks, float* scratch)
         {
@@ -107,6 +151,11 @@ public static unsafe partial class EmbeddingBagKernels
             consumer.BeginChunk(rest);
             long bad = long.MaxValue;
             var (start, end) = KernelParallelism.Range(batch, chunks, chunk);
+            if (rowCopy && OneIdSamples(offsets, tableCount, batch, start, end))
+            {
+                Bad[chunk] = ConsumeOneIdSamples(tables, tableCount, batch, indices + offsets[0], offsets[0], start, end, pooled, rest, ref consumer);
+                return;
+            }
             for (int b = start; b < end; b++)
             {
                 int ahead = b + ConsumerSampleAhead;

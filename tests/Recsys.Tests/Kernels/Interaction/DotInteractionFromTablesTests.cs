@@ -109,6 +109,47 @@ public class DotInteractionFromTablesTests
                 Assert.That(Fused(c, PoolingMode.Sum, weighted: false), Is.EqualTo(expected), $"{threads} threads");
     }
 
+    /// <summary>A DLRM-like case at pooling 1: every bag holds exactly one id; the ids start at position 3.</summary>
+    private static Case OneIdCase(int batch, int seed)
+    {
+        var c = MakeCase(batch, f: 26, d: 64, maxLen: 1, seed: seed);
+        var r = new Random(seed);
+        var idx = new int[3 + 26 * batch];
+        for (int f = 0; f < 26; f++)
+            for (int b = 0; b < batch; b++) idx[3 + f * batch + b] = r.Next(c.Rows[f]);
+        var off = Enumerable.Range(0, 26 * batch + 1).Select(i => i + 3).ToArray();
+        return c with { Indices = idx, Offsets = off };
+    }
+
+    [Test]
+    public void OneIdBags_MatchFloat64Reference_AndTheTwoCallsBitwise_OnOneTwoAndThreeThreads([Values(PoolingMode.Sum, PoolingMode.Mean)] PoolingMode mode)
+    {
+        // Pooling 1 at D = 64 takes the one-id loop (ids checked first, rows copied without offsets): same bits as the two
+        // calls on every thread count, which split the samples differently.
+        var c = OneIdCase(batch: 301, seed: 12);
+        var expected = TwoCalls(c, mode, weighted: false);
+        foreach (int threads in new[] { 1, 2, 3 })
+            using (KernelThreads.Use(threads))
+                Assert.That(Fused(c, mode, weighted: false), Is.EqualTo(expected), $"{threads} threads");
+        TestData.AssertClose(expected, Reference(c, mode, weighted: false), 1e-4, 1e-4, $"{mode}");
+    }
+
+    [Test]
+    public void OneIdBags_IdsOutsideTheirTables_ReportTheFirstBadPosition([Values(1, 2, 3)] int threads)
+    {
+        // Bad ids in a late sample of table 3 and an early sample of table 20 (different chunks on two or three threads):
+        // the lower position (table 3's) is reported.
+        var c = OneIdCase(batch: 301, seed: 13);
+        int first = c.Offsets[3 * c.Batch + 290], second = c.Offsets[20 * c.Batch + 2];
+        c.Indices[second] = -1;
+        c.Indices[first] = c.Rows[3];
+        using (KernelThreads.Use(threads))
+        {
+            var ex = Assert.Throws<EmbeddingIndexOutOfRangeException>(() => Fused(c, PoolingMode.Sum, weighted: false));
+            Assert.That((ex!.Table, ex.Position, ex.Id, ex.Rows), Is.EqualTo((3, first, c.Rows[3], c.Rows[3])));
+        }
+    }
+
     [Test]
     public void EmptyBatch_WritesNothing()
     {
