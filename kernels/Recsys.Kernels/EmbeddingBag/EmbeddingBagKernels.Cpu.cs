@@ -274,10 +274,14 @@ public static unsafe partial class EmbeddingBagKernels
             s = e;
         }
         int f = start / batch, b = start - f * batch;
+        // The bag RowPrefetchDistance ahead is (fa, ba), stepped like (f, b), not found by a division per bag (the batch
+        // is not a constant: an idiv). With cache-resident tables (1,000 rows) the embedding-bag lab put this call at
+        // 1.64× its v7 with the division (one sweep) and 1.28–1.32× without (two); with DRAM-sized tables, the same.
+        int fa = (start + RowPrefetchDistance) / batch, ba = start + RowPrefetchDistance - fa * batch;
         for (int i = start; i < end; i++)
         {
-            int ahead = i + RowPrefetchDistance;
-            if (ahead < end) PrefetchRow64(tables[ahead / batch].Weight, ids[ahead]);
+            if (i + RowPrefetchDistance < end) PrefetchRow64(tables[fa].Weight, ids[i + RowPrefetchDistance]);
+            if (++ba == batch) { ba = 0; fa++; }
             float* r = tables[f].Weight + (nint)(uint)ids[i] * 64;
             float* dst = output + (long)b * stride + (long)f * 64;
             // The copy is spelled out, as in CopyRow64, on purpose: the same lines moved into a shared inlined helper made

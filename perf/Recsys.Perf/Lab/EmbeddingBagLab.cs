@@ -19,17 +19,23 @@ internal static unsafe class EmbeddingBagLab
 {
     private const int Dim = 64, Batch = 4096, Tables = 26;
 
-    private delegate void Version(float[][] tables, int[] idx, int[] off, float[] output);
+    /// <summary>Writes [B, F, D] (v5: [F, B, D]) into <paramref name="output"/> from index <paramref name="start"/>, a 64-byte boundary.</summary>
+    private delegate void Version(float[][] tables, int[] idx, int[] off, float[] output, int start);
 
     private static readonly (string Name, Version Run)[] Versions =
     {
         ("v0 ceiling: copy each bag's first row, sample order", CopyCeiling),
-        ("v1 table order, no prefetch", (t, i, o, y) => TableOrder(t, i, o, y, prefetch: false)),
-        ("v2 table order, prefetch 8 bags ahead", (t, i, o, y) => TableOrder(t, i, o, y, prefetch: true)),
+        ("v1 table order, no prefetch", (t, i, o, y, s) => TableOrder(t, i, o, y, s, prefetch: false)),
+        ("v2 table order, prefetch 8 bags ahead", (t, i, o, y, s) => TableOrder(t, i, o, y, s, prefetch: true)),
         ("v4 production ForwardTables", Production),
         ("v3 sample order, prefetch 16 bags ahead", SampleOrder),
-        ("v5 table order, output [F, B, D] (peer's fused layout)", (t, i, o, y) => RunMode(t, i, o, y, 4)),
+        ("v5 table order, output [F, B, D] (peer's fused layout)", (t, i, o, y, s) => RunMode(t, i, o, y, s, 4)),
+        ("v6 one-id bags: offsets read, id checked per bag", (t, i, o, y, s) => RunMode(t, i, o, y, s, 6)),
+        ("v7 one-id bags: ids checked first, bare loop", (t, i, o, y, s) => RunMode(t, i, o, y, s, 7)),
     };
+
+    /// <summary>Versions that only copy one-id bags (pooling 1): validated and timed at pooling 1 only.</summary>
+    private static bool OneIdOnly(string name) => name.StartsWith("v6", StringComparison.Ordinal) || name.StartsWith("v7", StringComparison.Ordinal);
 
     public static int Run(string[] args)
     {
@@ -46,22 +52,25 @@ internal static unsafe class EmbeddingBagLab
 
     // ------------------------------------------------------------------ validation
 
-    private static bool Validate()
+    private static bool Validate() => Validate(pf: 3) & Validate(pf: 1);
+
+    private static bool Validate(int pf)
     {
-        const int rows = 1000, pf = 3;
+        const int rows = 1000;
         var (tables, idx, off) = Problem(rows, pf, seed: 5, batch: Batch);
         var expected = Reference(tables, rows, idx, off);
         bool ok = true;
         foreach (var (name, run) in Versions)
         {
             if (name.StartsWith("v0", StringComparison.Ordinal)) continue; // the ceiling does not pool
+            if (OneIdOnly(name) != (pf == 1)) continue;
             var got = Execute(run, tables, idx, off);
             if (name.StartsWith("v5", StringComparison.Ordinal)) got = FbdToBfd(got);
             double worst = 0;
             for (int i = 0; i < got.Length; i++) worst = Math.Max(worst, Math.Abs(got[i] - expected[i]) / (1 + Math.Abs(expected[i])));
             bool pass = worst < 1e-5;
             ok &= pass;
-            Console.WriteLine($"  validate {name}: max rel err {worst:E1} {(pass ? "ok" : "FAILED")}");
+            Console.WriteLine($"  validate {name} (pooling {pf}): max rel err {worst:E1} {(pass ? "ok" : "FAILED")}");
         }
         return ok;
     }
@@ -83,7 +92,7 @@ internal static unsafe class EmbeddingBagLab
             for (int b = 0; b < Batch; b++)
                 for (int p = off[f * Batch + b]; p < off[f * Batch + b + 1]; p++)
                     for (int c = 0; c < Dim; c++)
-                        y[(b * Tables + f) * Dim + c] += tables[f][idx[p] * Dim + c];
+                        y[(b * Tables + f) * Dim + c] += tables[f][s_starts[f] + idx[p] * Dim + c];
         return y;
     }
 
@@ -96,6 +105,7 @@ internal static unsafe class EmbeddingBagLab
         Console.WriteLine($"rows {rows:N0} ({Tables * (long)rows * Dim * 4 / 1e6:F0} MB of tables), pooling {pf}:");
         foreach (var (name, run) in Versions)
         {
+            if (OneIdOnly(name) && pf != 1) continue;
             var times = new double[reps];
             for (int r = 0; r < reps; r++)
             {
@@ -114,23 +124,32 @@ internal static unsafe class EmbeddingBagLab
     // ------------------------------------------------------------------ plumbing
 
     private static float[]? s_output;
+    private static int s_outputStart;
 
+    /// <summary>Runs a version into a pinned output starting on a 64-byte boundary (the production kernel then writes
+    /// past the caches, as it does into the engine's arena); returns a copy of the [B, F, D] result.</summary>
     private static float[] Execute(Version run, float[][] tables, int[] idx, int[] off, bool keep = false)
     {
-        var output = keep && s_output is not null ? s_output : new float[Batch * Tables * Dim];
-        if (keep) s_output = output;
-        run(tables, idx, off, output);
-        return output;
+        if (s_output is null) s_output = LargeBuffers.AlignedFloats(Batch * Tables * Dim, out s_outputStart, pinSmall: true);
+        if (!keep) s_output.AsSpan(s_outputStart, Batch * Tables * Dim).Fill(float.NaN); // validation: every element must be written
+        run(tables, idx, off, s_output, s_outputStart);
+        return keep ? s_output : s_output.AsSpan(s_outputStart, Batch * Tables * Dim).ToArray();
     }
+
+    /// <summary>Where row 0 of each table of the current problem starts, and its row count.</summary>
+    private static readonly int[] s_starts = new int[Tables];
+    private static int s_rows;
 
     private static (float[][] Tables, int[] Idx, int[] Off) Problem(int rows, int pf, int seed, int batch)
     {
+        s_rows = rows;
         var rnd = new Random(seed);
         var tables = new float[Tables][];
         for (int f = 0; f < Tables; f++)
         {
-            tables[f] = LargeBuffers.Floats(rows * Dim); // pinned, huge-page advised, as the engine's tables
-            for (int i = 0; i < tables[f].Length; i++) tables[f][i] = (float)(rnd.NextDouble() - 0.5);
+            // As the engine's tables: pinned, huge-page advised, row 0 on a 256-byte boundary (s_starts[f]).
+            tables[f] = LargeBuffers.AlignedFloats(rows * Dim, out s_starts[f], pinSmall: true, LargeBuffers.EmbeddingTableAlignmentBytes);
+            for (int i = 0; i < rows * Dim; i++) tables[f][s_starts[f] + i] = (float)(rnd.NextDouble() - 0.5);
         }
         var idx = new int[Tables * batch * pf];
         for (int i = 0; i < idx.Length; i++) idx[i] = rnd.Next(rows);
@@ -172,12 +191,15 @@ internal static unsafe class EmbeddingBagLab
         public float** Tables;
         public int* Idx, Off;
         public float* Output;
-        public int Mode; // 0 copy ceiling, 1 table order, 2 table order + prefetch, 3 sample order + prefetch, 4 = 2 into [F, B, D]
+        public int Mode; // 0 copy ceiling, 1 table order, 2 table order + prefetch, 3 sample order + prefetch, 4 = 2 into [F, B, D],
+                         // 6 and 7 one-id copies (see OneIdCopies)
+        public int Rows;
 
         public void Run(int chunk, int chunks)
         {
             int items = Tables_ * Batch;
             var (start, end) = KernelParallelism.Range(items, chunks, chunk);
+            if (Mode >= 6) { OneIdCopies(start, end); return; }
             for (int i = start; i < end; i++)
             {
                 int f, b;
@@ -205,31 +227,90 @@ internal static unsafe class EmbeddingBagLab
             }
         }
 
+        /// <summary>
+        /// Pooling 1, table order, rows copied with non-temporal stores (the output is 64-byte aligned and 27 MB), prefetch
+        /// 32 bags ahead into L2. v6 is the engine's loop before the change: each bag's offsets read, its length and id
+        /// checked next to its copy, the prefetch stopped at the table's end. v7 is the loop the engine runs now
+        /// (CopyOneIdBags): the chunk's ids checked first (here one by one; the engine compares 16 at a time), then a loop
+        /// with no branch but its own. Both copy the row spelled out, as the engine does.
+        /// </summary>
+        private readonly void OneIdCopies(int start, int end)
+        {
+            float** tables = Tables;
+            int* idx = Idx, off = Off;
+            float* output = Output;
+            uint rows = (uint)Rows;
+            const int Ahead = 32, Stride = Tables_ * Dim;
+            int f = start / Batch, b = start - f * Batch;
+            if (Mode == 6)
+            {
+                int tableEnd = off[Math.Min((f + 1) * Batch, end)];
+                for (int i = start; i < end; i++)
+                {
+                    int p0 = off[i], p1 = off[i + 1];
+                    if (p1 - p0 == 1)
+                    {
+                        if (p0 + Ahead < tableEnd) PrefetchL2(tables[f] + (uint)idx[p0 + Ahead] * (long)Dim);
+                        uint id = (uint)idx[p0];
+                        if (id >= rows) throw new InvalidOperationException($"lab: id {id} at {p0} out of range");
+                        float* r = tables[f] + id * (long)Dim;
+                        float* dst = output + (long)b * Stride + (long)f * Dim;
+                        Avx512F.StoreAlignedNonTemporal(dst, Vector512.Load(r)); Avx512F.StoreAlignedNonTemporal(dst + 16, Vector512.Load(r + 16));
+                        Avx512F.StoreAlignedNonTemporal(dst + 32, Vector512.Load(r + 32)); Avx512F.StoreAlignedNonTemporal(dst + 48, Vector512.Load(r + 48));
+                    }
+                    if (++b == Batch) { b = 0; f++; tableEnd = off[Math.Min((f + 1) * Batch, end)]; }
+                }
+                Sse.StoreFence();
+                return;
+            }
+            int* ids = idx + off[start] - start; // one id per bag: bag i's id at ids[i]
+            for (int i = start; i < end; i++)
+                if ((uint)ids[i] >= rows) throw new InvalidOperationException($"lab: id {ids[i]} of bag {i} out of range");
+            for (int i = start; i < end; i++)
+            {
+                int ahead = i + Ahead;
+                if (ahead < end) PrefetchL2(tables[ahead / Batch] + (uint)ids[ahead] * (long)Dim);
+                float* r = tables[f] + (uint)ids[i] * (long)Dim;
+                float* dst = output + (long)b * Stride + (long)f * Dim;
+                Avx512F.StoreAlignedNonTemporal(dst, Vector512.Load(r)); Avx512F.StoreAlignedNonTemporal(dst + 16, Vector512.Load(r + 16));
+                Avx512F.StoreAlignedNonTemporal(dst + 32, Vector512.Load(r + 32)); Avx512F.StoreAlignedNonTemporal(dst + 48, Vector512.Load(r + 48));
+                if (++b == Batch) { b = 0; f++; }
+            }
+            Sse.StoreFence();
+        }
+
         private const int Tables_ = EmbeddingBagLab.Tables;
     }
 
-    private static void RunMode(float[][] tables, int[] idx, int[] off, float[] output, int mode)
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchL2(float* row)
+    {
+        Sse.Prefetch1(row); Sse.Prefetch1(row + 16); Sse.Prefetch1(row + 32); Sse.Prefetch1(row + 48);
+    }
+
+
+    private static void RunMode(float[][] tables, int[] idx, int[] off, float[] output, int start, int mode)
     {
         // The tables come from LargeBuffers (pinned for the process), so their addresses are stable.
         var ptrs = stackalloc nint[Tables];
-        for (int f = 0; f < Tables; f++) ptrs[f] = (nint)Unsafe.AsPointer(ref tables[f][0]);
+        for (int f = 0; f < Tables; f++) ptrs[f] = (nint)Unsafe.AsPointer(ref tables[f][s_starts[f]]);
         fixed (int* i = idx) fixed (int* o = off) fixed (float* y = output)
         {
-            var job = new Job { Tables = (float**)ptrs, Idx = i, Off = o, Output = y, Mode = mode };
+            var job = new Job { Tables = (float**)ptrs, Idx = i, Off = o, Output = y + start, Mode = mode, Rows = s_rows };
             KernelParallelism.For(KernelParallelism.MaxThreads, ref job);
         }
     }
 
-    private static void CopyCeiling(float[][] t, int[] i, int[] o, float[] y) => RunMode(t, i, o, y, 0);
-    private static void TableOrder(float[][] t, int[] i, int[] o, float[] y, bool prefetch) => RunMode(t, i, o, y, prefetch ? 2 : 1);
-    private static void SampleOrder(float[][] t, int[] i, int[] o, float[] y) => RunMode(t, i, o, y, 3);
+    private static void CopyCeiling(float[][] t, int[] i, int[] o, float[] y, int s) => RunMode(t, i, o, y, s, 0);
+    private static void TableOrder(float[][] t, int[] i, int[] o, float[] y, int s, bool prefetch) => RunMode(t, i, o, y, s, prefetch ? 2 : 1);
+    private static void SampleOrder(float[][] t, int[] i, int[] o, float[] y, int s) => RunMode(t, i, o, y, s, 3);
 
     private static readonly int[] RowCounts = new int[Tables];
 
-    private static void Production(float[][] tables, int[] idx, int[] off, float[] output)
+    private static void Production(float[][] tables, int[] idx, int[] off, float[] output, int start)
     {
-        int rows = tables[0].Length / Dim;
-        for (int f = 0; f < Tables; f++) RowCounts[f] = rows;
-        EmbeddingBagKernels.ForwardTables(tables, RowCounts, Dim, Batch, idx, off, default, PoolingMode.Sum, output, Tables * Dim, 0);
+        for (int f = 0; f < Tables; f++) RowCounts[f] = s_rows;
+        EmbeddingBagKernels.ForwardTables(tables, RowCounts, Dim, Batch, idx, off, default, PoolingMode.Sum, output.AsSpan(start, Batch * Tables * Dim),
+            Tables * Dim, 0, s_starts);
     }
 }
