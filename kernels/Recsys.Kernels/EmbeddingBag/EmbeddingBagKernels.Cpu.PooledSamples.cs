@@ -85,7 +85,6 @@ public static unsafe partial class EmbeddingBagKernels
     /// <summary>Whether every bag of samples [start, end) holds one id, in every table: offsets[f·B + b] = offsets[0] + f·B + b.</summary>
     private static bool OneIdSamples(int* offsets, int tables, int batch, int start, int end)
     {
-        if (offsets[0] != offsets[start] - start) return false;
         for (int f = 0; f < tables; f++)
             if (!OneIdBags(offsets, f * batch + start, f * batch + end) || offsets[f * batch + start] != offsets[0] + f * batch + start) return false;
         return true;
