@@ -602,7 +602,32 @@ public static partial class GemmKernels
         {
             int h = Math.Min(mr, mc - ir);
             float* panel = dst + (long)ir * kc;
-            if (ars == 1 && h == 8 && mr == 8 && Vector256.IsHardwareAccelerated)
+            if (ars == 1 && mr == 8 && mc - ir >= 16 && Vector512.IsHardwareAccelerated)
+            {
+                // A stored transposed, two full panels at once: each k step's 16 values are one 64-byte load, split into
+                // the two panels. One panel at a time reads each line of A twice, half of it each time, and with A's
+                // row stride a multiple of 2 KiB (dY of a 512-wide layer) the first read's line is evicted before the
+                // second, since every row maps to the same few L1 sets. Weight gradients at batch 4096, alternated in one
+                // process (medians of 12): 429 × 429 5.21 / 5.07 / 4.75 → 5.04 / 4.95 / 4.66 ms; the 512-wide shapes of W2
+                // and W6 0–2 % faster. The same values in the same order: the same bits.
+                float* src = a + p0 * acs + i0 + ir;
+                float* d0 = panel, d1 = panel + 8L * kc;
+                var s = Vector512<float>.Zero;
+                for (int p = 0; p < kc; p++, src += acs, d0 += 8, d1 += 8)
+                {
+                    var v = Vector512.Load(src);
+                    v.GetLower().Store(d0);
+                    v.GetUpper().Store(d1);
+                    s += v;
+                }
+                if (sums != null)
+                {
+                    (Vector256.Load(sums + i0 + ir) + s.GetLower()).Store(sums + i0 + ir);
+                    (Vector256.Load(sums + i0 + ir + 8) + s.GetUpper()).Store(sums + i0 + ir + 8);
+                }
+                ir += mr; // the second panel is done too
+            }
+            else if (ars == 1 && h == 8 && mr == 8 && Vector256.IsHardwareAccelerated)
             {
                 // A stored transposed ([k, m]), full AVX-512 panel: each k step's 8 values are one Vector256.
                 // (The weight gradient's A is dYᵀ with k = batch: this copy runs once per k step of every panel.)
