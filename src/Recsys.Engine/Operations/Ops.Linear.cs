@@ -42,6 +42,15 @@ public static partial class Ops
     {
         if (y.Grad is null) return;
         int batch = x.Dim(0), inF = x.Dim(1), outF = weight.Dim(0);
+        var dX = tape.GradOf(x, out bool freshDx);
+        var dW = tape.GradOf(weight);
+        var dBias = bias is null ? null : tape.GradOf(bias);
+        // A ReLU layer whose input needs no gradient (a first layer on dense features): where the kernel takes the shape,
+        // the mask is applied as the weight and bias gradients read dY, and dPre is never written (same bits).
+        if (activation == Activation.Relu && dX is null && dW is not null
+            && GemmKernels.TryReluWeightGradients(y.Grad.ReadOnlySpan, y.ReadOnlySpan, x.ReadOnlySpan, dW.Span,
+                dBias is null ? default : dBias.Span, outF, inF, batch, accumulate: true))
+            return;
         // Rules run in reverse recording order, so every consumer of y has already added into y.Grad and
         // nothing reads it after this rule: the activation's backward can turn it into dPre in place.
         var dPre = y.Grad;
@@ -50,9 +59,6 @@ public static partial class Ops
             dPre = tape.GradToOverwrite(y)!;
             ElementwiseKernels.ActivationBackwardInPlace(activation, y.ReadOnlySpan, dPre.Span);
         }
-        var dX = tape.GradOf(x, out bool freshDx);
-        var dW = tape.GradOf(weight);
-        var dBias = bias is null ? null : tape.GradOf(bias);
         // One call for both products: with a long batch and a small weight it walks dPre once for dX and dW together.
         GemmKernels.LinearBackward(dPre.ReadOnlySpan, x.ReadOnlySpan, weight.ReadOnlySpan, dX is null ? default : dX.Span, accumulateDx: !freshDx,
             dW is null ? default : dW.Span, dBias is null ? default : dBias.Span, accumulateDw: true, batch, outF, inF);

@@ -20,6 +20,48 @@ public class OpsTests
     }
 
     [Test]
+    public void Linear_ReluOnNarrowInputWithoutGrad_GradCheck()
+    {
+        // 20 rows of 3 features into 16 ReLU outputs, the input needing no gradient: the shape whose mask is applied
+        // inside the weight-gradient pass on AVX-512 hosts. Small inputs (|x·wᵀ| ≤ 0.6) and biases of both signs in
+        // ±[0.8, 1] keep every pre-activation 0.2 from ReLU's kink, where finite differences would be wrong, while
+        // the mask still drops the outputs whose bias is negative.
+        var x = TestData.Tensor(new Shape(20, 3), 11, requiresGrad: false, lo: 0.05f, hi: 0.2f);
+        var w = TestData.Tensor(new Shape(16, 3), 12);
+        var b = TestData.Tensor(new Shape(16), 13, lo: 0.8f, hi: 1f);
+        var pre = Ops.Linear(new Tape { RecordingEnabled = false }, x, w, b).ToArray();
+        Assert.That(pre.Min(Math.Abs), Is.GreaterThan(0.1f));
+        Assert.That(pre.Count(v => v < 0), Is.InRange(pre.Length / 8, pre.Length * 7 / 8), "the mask must drop some of dY and keep some");
+        GradCheck.Check(t => Ops.Linear(t, x, w, b, Activation.Relu), new[] { w, b }, what: "Linear ReLU, input without grad");
+    }
+
+    [Test]
+    public void Linear_ReluOnNarrowInput_SameWeightGradientsWithOrWithoutInputGrad()
+    {
+        // Without an input gradient the ReLU mask goes into the weight-gradient pass (dY never rewritten); with one, dY is
+        // masked in place first. Both must give the same bits, and neither may change the caller's seed gradient.
+        const int rows = 600, inF = 13, outF = 40;
+        var seed = TestData.Tensor(new Shape(rows, outF), 23, requiresGrad: false);
+        var seedBefore = seed.ToArray();
+        (float[] W, float[] B) Run(bool inputGrad)
+        {
+            var x = TestData.Tensor(new Shape(rows, inF), 21, requiresGrad: inputGrad);
+            var w = TestData.Tensor(new Shape(outF, inF), 22);
+            var b = TestData.Tensor(new Shape(outF), 24);
+            var tape = new Tape();
+            var y = Ops.Linear(tape, x, w, b, Activation.Relu);
+            tape.Backward(y, seed);
+            Assert.That(x.Grad is null, Is.EqualTo(!inputGrad));
+            return (w.Grad!.ToArray(), b.Grad!.ToArray());
+        }
+        var fused = Run(inputGrad: false);
+        var unfused = Run(inputGrad: true);
+        Assert.That(fused.W, Is.EqualTo(unfused.W));
+        Assert.That(fused.B, Is.EqualTo(unfused.B));
+        Assert.That(seed.ToArray(), Is.EqualTo(seedBefore));
+    }
+
+    [Test]
     public void Linear_InputWithoutGrad_GivesWeightGradOnly()
     {
         var x = TestData.Tensor(new Shape(3, 4), 1, requiresGrad: false);
