@@ -14,8 +14,8 @@ namespace Recsys.Kernels.Gemm;
 //
 // W6 per-op profile (`bench --workloads W6 --profile`, builds alternated, six pairs): this layer's backward 1.15–2.22 →
 // 0.49–0.91 ms at batch 4096 and 0.08–0.37 → 0.04–0.06 ms at batch 256. Its forward in the next step measured 0.39–0.58
-// → 0.63–0.93 ms at batch 4096 in the same runs (the forward code is unchanged; the cause is not pinned down), so the
-// layer's forward plus backward gains 0.4–0.6 ms of a ~65 ms step.
+// → 0.48–0.93 ms at batch 4096 in the same runs, slower in five pairs of six (the forward code is unchanged; the cause is
+// not pinned down), so the layer's forward plus backward gains 0.4–1.4 ms of a ~65 ms step.
 public static partial class GemmKernels
 {
     /// <summary>Rows of dY masked and added into a block's registers between loads and stores of its partial sums.</summary>
