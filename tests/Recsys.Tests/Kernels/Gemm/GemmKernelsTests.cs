@@ -208,6 +208,32 @@ public class GemmKernelsTests
     }
 
     [Test]
+    public void WeightGradientOfOneOutput_IsTheFloat32FmaChainInOrder([Values(false, true)] bool accumulate, [Values(1, 2, 3)] int threads)
+    {
+        // dW[1, n] = dYᵀ·X of a one-logit layer: each element must be fma(dY[p], X[p, j], ·) over p in order from 0 (or from
+        // dW), whatever the split: 128-column register blocks, 16-column vectors and scalar tails, cut between threads.
+        int seed = 900;
+        foreach (int n in new[] { 1, 15, 16, 17, 129, 144, 300, 415 })
+            foreach (int k in new[] { 1, 7, 1000 })
+            {
+                seed += 3;
+                var dy = TestData.Floats(k, seed);
+                var x = TestData.Floats(k * n, seed + 1);
+                var dw = TestData.Floats(n, seed + 2);
+                var expected = new float[n];
+                for (int j = 0; j < n; j++)
+                {
+                    float acc = accumulate ? dw[j] : 0f;
+                    for (int p = 0; p < k; p++) acc = MathF.FusedMultiplyAdd(dy[p], x[p * n + j], acc);
+                    expected[j] = acc;
+                }
+                using (KernelThreads.Use(threads))
+                    GemmKernels.LinearWeightGradients(dy, x, dw, default, 1, n, k, accumulate);
+                Assert.That(dw, Is.EqualTo(expected), $"n={n} k={k}");
+            }
+    }
+
+    [Test]
     public void LinearWeightGradients_OneOutputEmpty_ComputesTheOther()
     {
         const int m = 64, n = 64, k = 1000; // long-k shape: the fused path must not be needed for either alone
