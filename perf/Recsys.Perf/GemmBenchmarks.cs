@@ -31,6 +31,7 @@ public class GemmBenchmarks
         new GemmShape("TN", 512, 415, 4096, "top.0 dW"),
         new GemmShape("NT", 4096, 256, 512, "top.2 forward"),
         new GemmShape("NT", 4096, 1, 256, "top.3 forward"),
+        new GemmShape("TN", 1, 256, 4096, "top.3 dW"),
         new GemmShape("NT", 4096, 429, 429, "DCN cross"),
         new GemmShape("NT", 4096, 512, 13, "bottom.0 forward"),
         new GemmShape("NT", 4096, 64, 256, "bottom.2 forward"),
