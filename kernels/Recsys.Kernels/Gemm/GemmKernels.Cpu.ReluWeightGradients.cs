@@ -86,8 +86,7 @@ public static partial class GemmKernels
             const int bw = OuterProductBlockRows;
             float* dy = DY, yv = Y, x = X, dw = DW;
             int m = M, n = N, k = K;
-            for (int j = 0; j < n; j++)
-                for (int q = 0; q < w; q++) sums[j * bw + q] = Accumulate ? dw[(long)(i0 + q) * n + j] : 0f;
+            BeginColumnBlock(dw, n, i0, w, Accumulate, sums);
             bool withBias = DB != null;
             if (withBias) new ReadOnlySpan<float>(DB + i0, w).CopyTo(new Span<float>(bias, w));
             int full = w / 16 * 16;
@@ -133,15 +132,9 @@ public static partial class GemmKernels
                             if (withBias) bias[q] += v;
                         }
                 }
-                bool first = pc == 0 && !Accumulate;
-                for (int j = 0; j < n; j++)
-                    for (int r = 0; r < w; r++) sums[j * bw + r] = first ? part[j * bw + r] : part[j * bw + r] + sums[j * bw + r];
+                AddKBlock(part, sums, n, w, first: pc == 0 && !Accumulate);
             }
-            for (int q = 0; q < w; q++)
-            {
-                float* di = dw + (long)(i0 + q) * n;
-                for (int j = 0; j < n; j++) di[j] = sums[j * bw + q];
-            }
+            EndColumnBlock(sums, dw, n, i0, w);
             if (withBias) new ReadOnlySpan<float>(bias, w).CopyTo(new Span<float>(DB + i0, w));
         }
     }

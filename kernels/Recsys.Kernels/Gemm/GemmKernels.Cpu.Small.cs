@@ -73,7 +73,13 @@ public static partial class GemmKernels
         KernelParallelism.For(chunks, ref body);
     }
 
-    private unsafe partial struct AxpyBody : IChunkBody
+    /// <summary>
+    /// Rows of B ahead that <see cref="AxpyBody"/>'s one-row path asks for: each thread reads a 512-byte piece of every
+    /// row, which the hardware prefetchers do not follow far enough on their own.
+    /// </summary>
+    private const int OneRowPrefetchRows = 8;
+
+    private unsafe struct AxpyBody : IChunkBody
     {
         public float* A, B, C;
         public long Ars, Acs;
@@ -98,16 +104,7 @@ public static partial class GemmKernels
                     Axpy(A[i * Ars + p * Acs], B + (long)p * N + j0, ci, len);
             }
         }
-    }
 
-    /// <summary>
-    /// Rows of B ahead that <see cref="AxpyBody"/>'s one-row path asks for: each thread reads a 512-byte piece of every
-    /// row, which the hardware prefetchers do not follow far enough on their own.
-    /// </summary>
-    private const int OneRowPrefetchRows = 8;
-
-    private unsafe partial struct AxpyBody
-    {
         /// <summary>
         /// One row of C (a one-logit layer's weight gradient, dW[1, n] = dYᵀ·X over the batch), columns [j0, j0+len): 128
         /// columns at a time held in eight registers across all of k, instead of an axpy per k step that loads and stores
@@ -345,8 +342,7 @@ public static partial class GemmKernels
             const int bw = OuterProductBlockRows;
             float* a = A, b = B, c = C;
             int m = M, n = N, k = K;
-            for (int j = 0; j < n; j++)
-                for (int q = 0; q < w; q++) sums[j * bw + q] = Accumulate ? c[(long)(i0 + q) * n + j] : 0f;
+            BeginColumnBlock(c, n, i0, w, Accumulate, sums);
             int full = Vector512.IsHardwareAccelerated ? w / 16 * 16 : 0;
             for (int pc = 0; pc < k; pc += KC)
             {
@@ -369,15 +365,40 @@ public static partial class GemmKernels
                         for (int p = pc; p < pEnd; p++) acc = MathF.FusedMultiplyAdd(a[(long)p * m + i0 + q], b[(long)p * n + j], acc);
                         part[j * bw + q] = acc;
                     }
-                bool first = pc == 0 && !Accumulate;
-                for (int j = 0; j < n; j++)
-                    for (int r = 0; r < w; r++) sums[j * bw + r] = first ? part[j * bw + r] : part[j * bw + r] + sums[j * bw + r];
+                AddKBlock(part, sums, n, w, first: pc == 0 && !Accumulate);
             }
-            for (int q = 0; q < w; q++)
-            {
-                float* ci = c + (long)(i0 + q) * n;
-                for (int j = 0; j < n; j++) ci[j] = sums[j * bw + q];
-            }
+            EndColumnBlock(sums, c, n, i0, w);
+        }
+    }
+
+    // The running sums of a block of C's rows (columns of A) on the narrow paths, kept transposed in scratch: sums[j·bw + q]
+    // is C[i0 + q, j], bw = OuterProductBlockRows. Each KC block of k is summed from zero into part, then added here, as
+    // the packed micro-kernel adds its k blocks, so the two paths give the same bits.
+
+    /// <summary>sums ← C's rows [i0, i0+w) (accumulate) or 0.</summary>
+    private static unsafe void BeginColumnBlock(float* c, int n, int i0, int w, bool accumulate, float* sums)
+    {
+        const int bw = OuterProductBlockRows;
+        for (int j = 0; j < n; j++)
+            for (int q = 0; q < w; q++) sums[j * bw + q] = accumulate ? c[(long)(i0 + q) * n + j] : 0f;
+    }
+
+    /// <summary>sums ← part (the first k block with nothing to add to) or part + sums.</summary>
+    private static unsafe void AddKBlock(float* part, float* sums, int n, int w, bool first)
+    {
+        const int bw = OuterProductBlockRows;
+        for (int j = 0; j < n; j++)
+            for (int r = 0; r < w; r++) sums[j * bw + r] = first ? part[j * bw + r] : part[j * bw + r] + sums[j * bw + r];
+    }
+
+    /// <summary>C's rows [i0, i0+w) ← sums.</summary>
+    private static unsafe void EndColumnBlock(float* sums, float* c, int n, int i0, int w)
+    {
+        const int bw = OuterProductBlockRows;
+        for (int q = 0; q < w; q++)
+        {
+            float* ci = c + (long)(i0 + q) * n;
+            for (int j = 0; j < n; j++) ci[j] = sums[j * bw + q];
         }
     }
 
