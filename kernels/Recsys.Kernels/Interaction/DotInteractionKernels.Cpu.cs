@@ -63,10 +63,10 @@ public static unsafe partial class DotInteractionKernels
     private static long ForwardCostPerSample(int features, int dim) => (long)(features + 1) * (features + 1) * dim / 2 + dim;
 
     /// <summary>
-    /// Scratch floats a chunk needs: T rows plus the pair-gradient matrix (backward, and the dot-product
-    /// forward), or Tᵀ padded to whole Vector512s plus one block of Z rows (blocked forward).
+    /// Scratch floats a forward chunk needs: T rows (dot-product forward), or Tᵀ padded to whole Vector512s plus one
+    /// block of Z rows (blocked forward). The backward's: <see cref="BackwardScratchFloats"/>.
     /// </summary>
-    private static int ScratchFloats(int n, int dim) => Math.Max(n * dim + n * n, (dim + RowBlock) * PadColumns(n));
+    private static int ScratchFloats(int n, int dim) => Math.Max(n * dim, (dim + RowBlock) * PadColumns(n));
 
     /// <summary>Columns of Tᵀ / Z: n rounded up to a whole number of Vector512s (zero padding).</summary>
     private static int PadColumns(int n) => (n + 15) & ~15;
@@ -82,7 +82,7 @@ public static unsafe partial class DotInteractionKernels
     /// How many samples ahead the forward prefetches a sample's rows into L2 (the next sample's then go on into L1).
     /// Alternating builds, 2 threads, inputs from DRAM: batch 4096 3.5–3.8 → 3.0–3.3 ms with the L2 prefetch, 2.8–2.9 ms
     /// with both (batch 256 0.32–0.33 → 0.28–0.29 ms). One sample ahead into L1 alone: no gain; two, four or eight
-    /// ahead into L2: the same. The backward reads its rows in sequence and gained nothing from it.
+    /// ahead into L2: the same. The backward gained nothing from it while its product was slow, and does now (see RowsBlocked).
     /// </summary>
     private const int PrefetchAhead = 4;
 
@@ -506,51 +506,6 @@ public static unsafe partial class DotInteractionKernels
             {
                 float* ti = t + i * d;
                 for (int j = 0; j < i; j++) *z++ = RowMath.Dot(ti, t + j * d, d);
-            }
-        }
-    }
-
-    private struct BackwardBody : IScratchChunkBody
-    {
-        public float* Dense, Sparse, DOutput, DDense, DSparse;
-        public int Batch, F, D;
-        public bool AccumulateDense, AccumulateSparse;
-
-        public readonly int ScratchFloats => DotInteractionKernels.ScratchFloats(F + 1, D);
-
-        public readonly void Run(int chunk, int chunks, float* scratch)
-        {
-            var (start, end) = KernelParallelism.Range(Batch, chunks, chunk);
-            Rows(start, end, scratch);
-        }
-
-        private readonly void Rows(int start, int end, float* t)
-        {
-            int n = F + 1, d = D;
-            int width = OutputDim(F, d);
-            float* g = t + n * d;
-            for (int i = 0; i < n; i++) g[i * n + i] = 0f;
-            for (int b = start; b < end; b++)
-            {
-                float* go = DOutput + (long)b * width;
-                float* x = Dense + (long)b * d;
-                float* e = Sparse + (long)b * F * d;
-                RowMath.Copy(x, t, d);
-                RowMath.Copy(e, t + d, F * d);
-                // Both orders of a pair carry its gradient: ∂Z_ij/∂T_i = T_j and ∂Z_ij/∂T_j = T_i.
-                float* z = go + d;
-                for (int i = 1; i < n; i++)
-                    for (int j = 0; j < i; j++)
-                    {
-                        float v = *z++;
-                        g[i * n + j] = v;
-                        g[j * n + i] = v;
-                    }
-                float* dx = DDense + (long)b * d;
-                RowMath.WeightedRowSum(g, 1, t, d, n, dx, d, accumulate: AccumulateDense);
-                RowMath.AddInPlace(go, dx, d);
-                // dE_i (+)= Σ_j G_ij T_j for the F embedding rows: four output rows share each loaded row of T.
-                RowMath.WeightedRowSums(g + n, n, 1, F, t, d, n, DSparse + (long)b * F * d, d, d, accumulate: AccumulateSparse);
             }
         }
     }

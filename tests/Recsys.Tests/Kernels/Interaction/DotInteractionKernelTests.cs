@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using NUnit.Framework;
 using Recsys.Kernels.Interaction;
 using Recsys.Tests.Support;
@@ -136,6 +138,96 @@ public class DotInteractionKernelTests
             Assert.That(dSparse, Is.EqualTo(refSparse), $"dSparse F={f} D={d}");
         }
     }
+
+    /// <summary>
+    /// Every gradient element is one float32 FMA chain over T's rows in order (G_ii = 0 included), started from zero, then
+    /// added to the old value when accumulating; the dense row then gets dOutput's pass-through. Shapes for each path: the
+    /// blocked AVX-512 one (F + 1 ≤ 32, D a multiple of 64; three-row blocks that end full, with one or with two spare rows;
+    /// G with one or two 16-column halves) and the general one (F + 1 = 33, D = 48).
+    /// </summary>
+    [Test]
+    public void Backward_EveryElementIsTheFloat32FmaChainInOrder([Values(1, 2, 3, 4, 15, 16, 17, 26, 31, 32)] int f,
+        [Values(48, 64, 128)] int d, [Values(false, true)] bool accumulate, [Values(1, 2)] int threads)
+    {
+        if (!Vector128.IsHardwareAccelerated) Assert.Ignore("Without SIMD the kernel's scalar tail rounds each product before adding it.");
+        const int batch = 5;
+        int n = f + 1, width = DotInteractionKernels.OutputDim(f, d);
+        var (dense, sparse, dOut, dDense, dSparse) = BackwardInputs(batch, f, d, 21 + d, 22 + f, 23);
+        var expDense = (float[])dDense.Clone();
+        var expSparse = (float[])dSparse.Clone();
+        for (int b = 0; b < batch; b++)
+        {
+            var g = new float[n, n];
+            int p = b * width + d;
+            for (int i = 1; i < n; i++)
+                for (int j = 0; j < i; j++) g[i, j] = g[j, i] = dOut[p++];
+            for (int i = 0; i < n; i++)
+                for (int c = 0; c < d; c++)
+                {
+                    float acc = 0f;
+                    for (int k = 0; k < n; k++) acc = MathF.FusedMultiplyAdd(g[i, k], (float)T(dense, sparse, b, k, c, f, d), acc);
+                    if (i == 0)
+                    {
+                        int at = b * d + c;
+                        expDense[at] = (accumulate ? expDense[at] + acc : acc) + dOut[b * width + c];
+                    }
+                    else
+                    {
+                        int at = (b * f + i - 1) * d + c;
+                        expSparse[at] = accumulate ? expSparse[at] + acc : acc;
+                    }
+                }
+        }
+        using (KernelThreads.Use(threads))
+            DotInteractionKernels.Backward(dense, sparse, dOut, dDense, dSparse, batch, f, d, accumulate, accumulate);
+        Assert.That(dDense, Is.EqualTo(expDense), $"dDense F={f} D={d}");
+        Assert.That(dSparse, Is.EqualTo(expSparse), $"dSparse F={f} D={d}");
+    }
+
+    /// <summary>
+    /// The last sample's pair gradients end right at an inaccessible page: building G reads each triangle row with
+    /// whole-vector loads whose lanes past the row are masked off, and must touch nothing past the triangle's end (an
+    /// unmasked load would fault here). Linux only (mmap / mprotect).
+    /// </summary>
+    [Test]
+    public unsafe void Backward_ReadsNothingPastTheLastSamplesPairGradients([Values(5, 17, 26, 31)] int f)
+    {
+        if (!OperatingSystem.IsLinux()) Assert.Ignore("needs mmap / mprotect");
+        const int batch = 3, d = 64;
+        int width = DotInteractionKernels.OutputDim(f, d);
+        var (dense, sparse, dOut, dDense, dSparse) = BackwardInputs(batch, f, d, 31, 32, 33);
+        var expDense = (float[])dDense.Clone();
+        var expSparse = (float[])dSparse.Clone();
+        DotInteractionKernels.Backward(dense, sparse, dOut, expDense, expSparse, batch, f, d);
+
+        const int page = 4096;
+        long bytes = (long)dOut.Length * sizeof(float), mapped = (bytes + page - 1) / page * page + page;
+        byte* region = (byte*)Mmap(IntPtr.Zero, (nuint)mapped, 3 /* read | write */, 0x22 /* private | anonymous */, -1, 0);
+        Assert.That((nint)region, Is.Not.EqualTo((nint)(-1)), "mmap failed");
+        try
+        {
+            byte* guard = region + mapped - page;
+            Assert.That(Mprotect((IntPtr)guard, page, 0 /* none */), Is.EqualTo(0), "mprotect failed");
+            var atEnd = new Span<float>(guard - bytes, dOut.Length);
+            dOut.CopyTo(atEnd);
+            DotInteractionKernels.Backward(dense, sparse, atEnd, dDense, dSparse, batch, f, d);
+        }
+        finally
+        {
+            Munmap((IntPtr)region, (nuint)mapped);
+        }
+        Assert.That(dDense, Is.EqualTo(expDense));
+        Assert.That(dSparse, Is.EqualTo(expSparse));
+    }
+
+    [DllImport("libc", EntryPoint = "mmap", SetLastError = true)]
+    private static extern IntPtr Mmap(IntPtr addr, nuint length, int prot, int flags, int fd, nint offset);
+
+    [DllImport("libc", EntryPoint = "mprotect", SetLastError = true)]
+    private static extern int Mprotect(IntPtr addr, nuint length, int prot);
+
+    [DllImport("libc", EntryPoint = "munmap", SetLastError = true)]
+    private static extern int Munmap(IntPtr addr, nuint length);
 
     [Test]
     public void Forward_OutputTooSmall_ThrowsNamingSizes()
