@@ -67,13 +67,12 @@ public static partial class GemmKernels
 
         public readonly void Run(int chunk, int chunks)
         {
-            var (l0, l1) = KernelParallelism.Range(Lines, chunks, chunk);
-            int i1 = Math.Min(M, l1 * 16);
+            var (start, end) = NarrowRows(Lines, M, chunks, chunk);
             const int bw = OuterProductBlockRows;
             float* buffer = stackalloc float[2 * NarrowLimit * bw + bw + NarrowLimit * ReluGradientRowBlock + 16];
-            float* sums = (float*)(((nint)buffer + 63) & ~(nint)63), part = sums + NarrowLimit * bw, bias = part + NarrowLimit * bw;
-            for (int i0 = l0 * 16; i0 < i1; i0 += bw)
-                Block(i0, Math.Min(bw, i1 - i0), sums, part, bias, bias + bw);
+            float* sums = AlignToCacheLine(buffer), part = sums + NarrowLimit * bw, bias = part + NarrowLimit * bw;
+            for (int i0 = start; i0 < end; i0 += bw)
+                Block(i0, Math.Min(bw, end - i0), sums, part, bias, bias + bw);
         }
 
         /// <summary>

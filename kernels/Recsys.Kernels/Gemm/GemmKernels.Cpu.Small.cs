@@ -316,6 +316,16 @@ public static partial class GemmKernels
     /// </summary>
     private const int OuterProductBlockRows = 256;
 
+    /// <summary>
+    /// Rows [start, end) of C (columns of A) that chunk <paramref name="chunk"/> of a narrow Aᵀ·B owns: whole 16-row lines
+    /// of <paramref name="lines"/>, the last one cut at <paramref name="m"/>.
+    /// </summary>
+    private static (int Start, int End) NarrowRows(int lines, int m, int chunks, int chunk)
+    {
+        var (l0, l1) = KernelParallelism.Range(lines, chunks, chunk);
+        return (l0 * 16, Math.Min(m, l1 * 16));
+    }
+
     private unsafe struct OuterProductBody : IChunkBody
     {
         public float* A, B, C;
@@ -324,13 +334,12 @@ public static partial class GemmKernels
 
         public readonly void Run(int chunk, int chunks)
         {
-            var (l0, l1) = KernelParallelism.Range(Lines, chunks, chunk);
-            int i1 = Math.Min(M, l1 * 16);
+            var (start, end) = NarrowRows(Lines, M, chunks, chunk);
             const int bw = OuterProductBlockRows;
             float* buffer = stackalloc float[2 * NarrowLimit * bw + 16];
-            float* sums = (float*)(((nint)buffer + 63) & ~(nint)63), part = sums + NarrowLimit * bw;
-            for (int i0 = l0 * 16; i0 < i1; i0 += bw)
-                Block(i0, Math.Min(bw, i1 - i0), sums, part);
+            float* sums = AlignToCacheLine(buffer), part = sums + NarrowLimit * bw;
+            for (int i0 = start; i0 < end; i0 += bw)
+                Block(i0, Math.Min(bw, end - i0), sums, part);
         }
 
         /// <summary>

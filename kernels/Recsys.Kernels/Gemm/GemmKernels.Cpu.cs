@@ -310,7 +310,7 @@ public static partial class GemmKernels
         {
             fixed (float* raw = rented)
             {
-                float* shared = (float*)(((nint)raw + 63) & ~(nint)63);
+                float* shared = AlignToCacheLine(raw);
                 int kBlocks = (body.K + KC - 1) / KC;
                 var pack = new PackBBody
                 {
@@ -388,8 +388,11 @@ public static partial class GemmKernels
         if (buffer is null || buffer.Length < floats + 16)
             buffer = GC.AllocateUninitializedArray<float>(floats + 16, pinned: true);
         float* p = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(buffer));
-        return (float*)(((nint)p + 63) & ~(nint)63);
+        return AlignToCacheLine(p);
     }
+
+    /// <summary>The first 64-byte boundary at or after <paramref name="p"/> (callers leave 15 floats of slack).</summary>
+    private static unsafe float* AlignToCacheLine(float* p) => (float*)(((nint)p + 63) & ~(nint)63);
 
     /// <summary>Computes rows [i0, i1) × columns [j0, j1) of C on the calling thread.</summary>
     private static unsafe void Block(in GemmBody g, int i0, int i1, int j0, int j1)
@@ -415,7 +418,7 @@ public static partial class GemmKernels
         float* packA = PinnedBuffer(ref t_packA, MC * KC);
         float* packB = g.SharedB != null ? null : PinnedBuffer(ref t_packB, KC * NC);
         float* tile = stackalloc float[8 * 32 + 16];
-        tile = (float*)(((nint)tile + 63) & ~(nint)63);
+        tile = AlignToCacheLine(tile);
         var kernel = Selected;
         // Row-major A feeds the AVX-512 kernel directly; other layouts and kernels read packed panels.
         bool directA = g.Acs == 1 && kernel == MicroKernel.V512x8x32;

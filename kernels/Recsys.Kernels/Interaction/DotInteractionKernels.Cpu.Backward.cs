@@ -7,14 +7,14 @@ namespace Recsys.Kernels.Interaction;
 
 public static unsafe partial class DotInteractionKernels
 {
-    /// <summary>
-    /// Row stride of the pair-gradient matrix G in the backward's scratch: 32 (whole Vector512 halves, built by masked
-    /// row loads and 16 × 16 transposes) when F + 1 ≤ 32 and AVX-512 is there, else F + 1.
-    /// </summary>
-    private static int PairStride(int n) => n <= 32 && Avx512F.IsSupported ? 32 : n;
+    /// <summary>Whether the backward takes <see cref="BackwardBody"/>'s blocked path: DLRM's shapes (F + 1 ≤ 32, D a multiple of 64) with AVX-512.</summary>
+    private static bool BackwardBlocked(int n, int dim) => n <= 32 && dim % 64 == 0 && Avx512F.IsSupported && Vector512.IsHardwareAccelerated;
 
-    /// <summary>Backward scratch: T rows, G, a 16 × 16 transpose block, and one throw-away output row.</summary>
-    private static int BackwardScratchFloats(int n, int dim) => n * dim + PairStride(n) * PairStride(n) + 256 + dim;
+    /// <summary>
+    /// Backward scratch: the general path's copy of T and its G [n × n], or the blocked path's G [32 × 32], a 16 × 16
+    /// transpose block and one throw-away output row.
+    /// </summary>
+    private static int BackwardScratchFloats(int n, int dim) => Math.Max(n * dim + n * n, 32 * 32 + 256 + dim);
 
     /// <summary>
     /// Per sample b: G (symmetric, zero diagonal) from dOutput's pair gradients, then dT_i = Σ_j G_ij T_j for the dense
@@ -33,7 +33,7 @@ public static unsafe partial class DotInteractionKernels
         {
             var (start, end) = KernelParallelism.Range(Batch, chunks, chunk);
             int n = F + 1;
-            if (PairStride(n) == 32 && D % 64 == 0 && Vector512.IsHardwareAccelerated) RowsBlocked(start, end, scratch);
+            if (BackwardBlocked(n, D)) RowsBlocked(start, end, scratch);
             else Rows(start, end, scratch);
         }
 
@@ -51,7 +51,7 @@ public static unsafe partial class DotInteractionKernels
         {
             int f = F, n = f + 1, d = D;
             int width = OutputDim(f, d);
-            float* g = scratch + n * d, transposed = g + 32 * 32, spare = transposed + 256;
+            float* g = scratch, transposed = g + 32 * 32, spare = transposed + 256;
             bool accDense = AccumulateDense, accSparse = AccumulateSparse;
             for (int b = start; b < end; b++)
             {
@@ -168,13 +168,13 @@ public static unsafe partial class DotInteractionKernels
             a0.Store(dst); a1.Store(dst + 16); a2.Store(dst + 32); a3.Store(dst + 48);
         }
 
-        /// <summary>Any shape: T copied into one block, G (stride <see cref="PairStride"/>) filled pair by pair, then the product.</summary>
+        /// <summary>Any shape: T copied into one block, G filled pair by pair, then the product.</summary>
         private readonly void Rows(int start, int end, float* t)
         {
-            int n = F + 1, d = D, gs = PairStride(n);
+            int n = F + 1, d = D;
             int width = OutputDim(F, d);
             float* g = t + n * d;
-            for (int i = 0; i < n; i++) g[i * gs + i] = 0f;
+            for (int i = 0; i < n; i++) g[i * n + i] = 0f;
             for (int b = start; b < end; b++)
             {
                 float* go = DOutput + (long)b * width;
@@ -188,14 +188,14 @@ public static unsafe partial class DotInteractionKernels
                     for (int j = 0; j < i; j++)
                     {
                         float v = *z++;
-                        g[i * gs + j] = v;
-                        g[j * gs + i] = v;
+                        g[i * n + j] = v;
+                        g[j * n + i] = v;
                     }
                 float* dx = DDense + (long)b * d;
                 RowMath.WeightedRowSum(g, 1, t, d, n, dx, d, accumulate: AccumulateDense);
                 RowMath.AddInPlace(go, dx, d);
                 // dE_i (+)= Σ_j G_ij T_j for the F embedding rows: four output rows share each loaded row of T.
-                RowMath.WeightedRowSums(g + gs, gs, 1, F, t, d, n, DSparse + (long)b * F * d, d, d, accumulate: AccumulateSparse);
+                RowMath.WeightedRowSums(g + n, n, 1, F, t, d, n, DSparse + (long)b * F * d, d, d, accumulate: AccumulateSparse);
             }
         }
     }
