@@ -17,6 +17,15 @@ public class DotInteractionOpTests
         GradCheck.Check(t => Ops.DotInteraction(t, dense, sparse), new[] { dense, sparse }, what: "DotInteraction");
     }
 
+    /// <summary>D = 64 and F + 1 ≤ 32: the kernel's blocked backward (masked-load G, three-row products) where AVX-512 is there.</summary>
+    [Test]
+    public void DotInteraction_DlrmShapedRows_GradCheck_MatchesFiniteDifferences()
+    {
+        var dense = TestData.Tensor(new Shape(2, 64), seed: 11, lo: 0.05f, hi: 0.3f);
+        var sparse = TestData.Tensor(new Shape(2, 4, 64), seed: 12, lo: 0.05f, hi: 0.3f);
+        GradCheck.Check(t => Ops.DotInteraction(t, dense, sparse), new[] { dense, sparse }, what: "DotInteraction D = 64");
+    }
+
     [Test]
     public void DotInteraction_InputsUsedTwice_SecondBackwardAccumulatesOntoTheFirst()
     {
