@@ -47,7 +47,7 @@ public sealed class Workloads
     public int? W1Rows { get; init; }
     public int? W1Tables { get; init; }
 
-    /// <summary>Profile the W6 step per op (forward, backward incl. fused sparse updates, optimizer).</summary>
+    /// <summary>Profile W2 layer by layer, W5 per op and the W6 step per op (forward, backward incl. fused sparse updates, optimizer).</summary>
     public bool Profile { get; init; }
     private int Dim => Tiny ? 8 : 64;
 
@@ -262,20 +262,30 @@ public sealed class Workloads
         var x = Random(new Shape(Batch, sizes[0]), rng, requiresGrad: true);
         var dy = Random(new Shape(Batch, 1), rng);
         var tape = new Tape(Device);
-        var s = BenchProtocol.Measure(() =>
+        void Step()
         {
             tape.Reset();
             x.Grad = null;
             var y = mlp.Forward(tape, x);
             tape.Backward(y, dy);
             foreach (var p in mlp.Parameters()) p.ZeroGrad();
-        });
+        }
+        var s = BenchProtocol.Measure(Step);
         double flops = 0;
         for (int i = 0; i + 1 < sizes.Length; i++) flops += 3.0 * 2 * Batch * sizes[i] * (double)sizes[i + 1];
         Summary["W2_mlp_ms"] = s.MedianMs;
         Summary["W2_mlp_GFLOPs"] = flops / (s.MedianMs / 1e3) / 1e9;
         Details["W2"] = Detail(s, ("gflops", flops / 1e9), ("GFLOPs", Summary["W2_mlp_GFLOPs"]));
         _log($"W2 MLP fwd+bwd: {s.MedianMs:F2} ms, {Summary["W2_mlp_GFLOPs"]:F1} GFLOP/s");
+        if (Profile)
+        {
+            // Layer by layer, to set beside W6's profile: its top MLP has these shapes.
+            var profile = new TapeProfile { ByShape = true };
+            tape.Profile = profile;
+            for (int i = 0; i < 20; i++) { Step(); profile.Steps++; }
+            tape.Profile = null;
+            Details["W2"]!["profile"] = ProfileByShapeTable(profile, $"W2 batch {Batch}: time per step by layer ({profile.Steps} profiled steps)");
+        }
     }
 
     // W3: dot interaction fwd+bwd, dense [B,64] + emb [B,26,64] -> [B,415].

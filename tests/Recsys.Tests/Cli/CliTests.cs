@@ -322,6 +322,28 @@ public class CliTests
     }
 
     [Test]
+    public void Bench_ProfileW2_ListsEachLayerOfTheMlp()
+    {
+        var json = Path.Combine(_dir, "bench.json");
+        var (code, _, err) = Run("bench", "--quick", "--workloads", "W2", "--profile", "--json", json);
+        Assert.That(code, Is.EqualTo(0), err);
+        var rows = JsonNode.Parse(File.ReadAllText(json))!["workloads"]!["W2"]!["profile"]!.AsArray();
+        // The top MLP 415-512-512-256-1 (--quick: batch 256): four Linear layers, each its own row, one call a step, both
+        // directions timed.
+        Assert.That(rows.Select(r => r!["shapes"]!.GetValue<string>()).ToArray(), Is.EquivalentTo(new[]
+            { "[256, 415] → [256, 512]", "[256, 512] → [256, 512]", "[256, 512] → [256, 256]", "[256, 256] → [256, 1]" }));
+        foreach (var r in rows)
+        {
+            Assert.That(r!["op"]!.GetValue<string>(), Is.EqualTo("Linear"));
+            Assert.That(r["calls_per_step"]!.GetValue<double>(), Is.EqualTo(1.0));
+            Assert.That(r["forward_ms_per_step"]!.GetValue<double>(), Is.GreaterThan(0));
+            Assert.That(r["backward_ms_per_step"]!.GetValue<double>(), Is.GreaterThan(0));
+        }
+        Assert.That(rows.Sum(r => r!["share"]!.GetValue<double>()), Is.EqualTo(1.0).Within(1e-6));
+        Assert.That(err, Does.Contain("W2 batch 256: time per step by layer"));
+    }
+
+    [Test]
     public void Bench_W1TableSweepOptions_RecordedInDetails()
     {
         var json = Path.Combine(_dir, "bench.json");
