@@ -17,10 +17,12 @@ public static unsafe partial class EmbeddingBagKernels
 
     /// <summary>
     /// Bags at most this long on average are walked sample by sample by the SGD backward (all of a thread's tables for
-    /// sample b, then b-1), longer ones table by table. The forward pools every bag length in table order (see
-    /// <see cref="ForwardBody"/>); walking the backward in table order too measured faster on W1 (26 uniform tables,
-    /// 2.43 → 2.13 ms a pooling-1 step) but slower on W6's DLRM step (EmbeddingBags backward 4.6 → 7.1–7.8 ms at batch
-    /// 4096, 0.39–0.45 → 0.57–0.64 at 256, per-op profile), so the backward keeps its sample order for short bags.
+    /// sample b, then b-1), longer ones table by table. When the forward pooled every bag length in table order, walking
+    /// the backward in table order too measured faster on W1 (26 uniform tables, 2.43 → 2.13 ms a pooling-1 step) but
+    /// slower on W6's DLRM step (EmbeddingBags backward 4.6 → 7.1–7.8 ms at batch 4096, 0.39–0.45 → 0.57–0.64 at 256,
+    /// per-op profile), so the backward kept its sample order for short bags; re-measured after the one-id loops, table
+    /// order was 2–8 % slower on W1 as well. The forward's one-id copies now walk samples too (see
+    /// <see cref="CopyOneIdSamples"/>).
     /// </summary>
     private const int ShortBagLength = 4;
 
@@ -44,8 +46,8 @@ public static unsafe partial class EmbeddingBagKernels
     /// first-out reuse keeps part of them as hits, where walking in the forward's order would find every row evicted
     /// by the ones read after it. W1 pooling 1 (26 tables of 100k x 64, batch 4096, 27 MB of rows), forward + backward,
     /// 12 alternating rounds: 4.61 → 4.40 ms median. That was measured with a forward that also walked sample by
-    /// sample; the forward now pools table by table, so the rows still cached are mostly those of each thread's last
-    /// tables, and the walk's direction was not measured again.
+    /// sample, as its pooling-1 copies do again; longer bags are pooled table by table, so for them the rows still
+    /// cached are mostly those of each thread's last tables.
     /// </para>
     /// <para>
     /// Determinism: a row is only ever updated by the one chunk that owns it, always in the walk's order. Work units are

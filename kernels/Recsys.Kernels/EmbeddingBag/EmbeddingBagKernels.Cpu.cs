@@ -149,12 +149,14 @@ public static unsafe partial class EmbeddingBagKernels
 
     /// <summary>
     /// Pools bags (f, b) of chunk <c>chunk</c> in table-major order: a table's bags, hence its ids, are consecutive, so the
-    /// ids and offsets are read as two streams and the row prefetch runs ahead across bag boundaries.
+    /// ids and offsets are read as two streams and the row prefetch runs ahead across bag boundaries. A chunk of one-id
+    /// bags at D = 64 is copied by <see cref="CopyOneIdBags"/> instead, its whole tables sample by sample.
     /// <para>
-    /// Short bags used to be pooled sample by sample (all of a thread's tables for sample b, then b+1), which writes the
-    /// [B, F, D] output in longer runs but reads the ids of every table as a stream of its own and prefetched only each
-    /// bag's first row. Measured against it in one process, steps interleaved (W1, 26 tables of 100k x 64, batch 4096):
-    /// pooling 1 forward 1.63 → 0.82 ms, pooling 1 forward + SGD backward 3.19 → 2.43 ms, pooling 3 forward 19.1 → 6.5 ms.
+    /// Short bags used to be pooled sample by sample (all of a thread's tables for sample b, then b+1) by this general
+    /// loop, which writes the [B, F, D] output in longer runs but read the ids of every table as a stream of its own and
+    /// prefetched only each bag's first row. Measured against it in one process, steps interleaved (W1, 26 tables of 100k
+    /// x 64, batch 4096): pooling 1 forward 1.63 → 0.82 ms, pooling 1 forward + SGD backward 3.19 → 2.43 ms, pooling 3
+    /// forward 19.1 → 6.5 ms. (The one-id copies, which prefetch every row, later measured faster sample by sample.)
     /// </para>
     /// </summary>
     private struct ForwardBody : IChunkBody
@@ -255,14 +257,18 @@ public static unsafe partial class EmbeddingBagKernels
     }
 
     /// <summary>
-    /// Bags [start, end) of a chunk, table-major, when every one holds one id and D = 64 (pooling 1, every DLRM's case):
-    /// bag i = (f, b) is row <c>ids[i]</c> of table f, copied to <c>output[b·stride + f·64 ..+64]</c>. The ids are checked
-    /// first, a table's part at a time and 16 per compare, so the copy loop has no branch but its own and reads neither
-    /// offsets nor bounds; rows are prefetched <see cref="RowPrefetchDistance"/> bags ahead, across table boundaries. The
-    /// general loop (offsets read per bag, the id checked next to its copy, the prefetch stopped at the table's end) ran
-    /// the same copies ~30 % slower: W1 pooling 1, 26 tables of 100k × 64, batch 4096, two threads, steps interleaved in
-    /// one process, medians of 18–30 windows: 1.86 / 2.19 → 1.31 / 1.42 ms (lab loops with only the id check or only the
-    /// offsets read put back: 2.08 and 2.10). Returns -1, or the first bag whose id is out of range (nothing then copied).
+    /// Bags [start, end) of a chunk (table-major positions) when every one holds one id and D = 64 (pooling 1, every
+    /// DLRM's case): bag i = (f, b) is row <c>ids[i]</c> of table f, copied to <c>output[b·stride + f·64 ..+64]</c>. The ids
+    /// are checked first, a table's part at a time and 16 per compare, so the copy loops have no branch but their own and
+    /// read neither offsets nor bounds. The general loop (offsets read per bag, the id checked next to its copy, the
+    /// prefetch stopped at the table's end) ran the same copies ~30 % slower: W1 pooling 1, 26 tables of 100k × 64, batch
+    /// 4096, two threads, steps interleaved in one process, medians of 18–30 windows: 1.86 / 2.19 → 1.31 / 1.42 ms (lab
+    /// loops with only the id check or only the offsets read put back: 2.08 and 2.10).
+    /// <para>
+    /// The chunk's whole tables are copied sample by sample (<see cref="CopyOneIdSamples"/>), a part of a table at either
+    /// end table by table (<see cref="CopyOneIdRun"/>). Returns -1, or the first bag whose id is out of range (nothing then
+    /// copied).
+    /// </para>
     /// </summary>
     private static int CopyOneIdBags(TablePtr* tables, int batch, int* ids, int start, int end, bool nt, float* output, int stride)
     {
@@ -273,6 +279,25 @@ public static unsafe partial class EmbeddingBagKernels
             if (bad >= 0) return bad;
             s = e;
         }
+        int f0 = (start + batch - 1) / batch, f1 = end / batch; // the chunk's whole tables: [f0, f1)
+        if (f1 - f0 < 2)
+        {
+            CopyOneIdRun(tables, batch, ids, start, end, nt, output, stride);
+            return -1;
+        }
+        CopyOneIdRun(tables, batch, ids, start, f0 * batch, nt, output, stride);
+        CopyOneIdSamples(tables, batch, ids, f0, f1, nt, output, stride);
+        CopyOneIdRun(tables, batch, ids, f1 * batch, end, nt, output, stride);
+        return -1;
+    }
+
+    /// <summary>
+    /// One-id bags [start, end), ids checked, table by table: rows are prefetched <see cref="RowPrefetchDistance"/> bags
+    /// ahead, across table boundaries.
+    /// </summary>
+    private static void CopyOneIdRun(TablePtr* tables, int batch, int* ids, int start, int end, bool nt, float* output, int stride)
+    {
+        if (start >= end) return;
         int f = start / batch, b = start - f * batch;
         // The bag RowPrefetchDistance ahead is (fa, ba), stepped like (f, b), not found by a division per bag (the batch
         // is not a constant: an idiv). With cache-resident tables (1,000 rows) the embedding-bag lab put this call at
@@ -298,7 +323,42 @@ public static unsafe partial class EmbeddingBagKernels
             }
             if (++b == batch) { b = 0; f++; }
         }
-        return -1;
+    }
+
+    /// <summary>
+    /// One-id bags of whole tables [f0, f1), ids checked, sample by sample (bags (f0..f1, b), then b + 1), the order in
+    /// which the SGD backward walks them (from the other end): each sample's rows go out as one contiguous run of
+    /// (f1 − f0) × 256 bytes, where table by table writes 256-byte pieces (f1 − f0) × 256 bytes apart. Rows are prefetched
+    /// about <see cref="RowPrefetchDistance"/> bags ahead (that many over the tables' count, samples ahead).
+    /// W1 pooling 1 (26 tables of 100k × 64, batch 4096, two threads, 13 tables each), in the slow phases of this host:
+    /// `bench --workloads W1`, three alternations, fused forward 2.82–2.91 → 1.58–1.77 ms; the embedding-bag harness,
+    /// walks interleaved call by call, 1.73 / 2.11 / 1.85 → 1.58 / 1.90 / 1.61 ms, and the same (1.47 / 1.49 ms) in a fast
+    /// minute; forward + SGD backward 5.12 / 4.96 → 4.87 / 4.87 ms.
+    /// </summary>
+    private static void CopyOneIdSamples(TablePtr* tables, int batch, int* ids, int f0, int f1, bool nt, float* output, int stride)
+    {
+        int width = f1 - f0, ahead = Math.Max(1, RowPrefetchDistance / width);
+        for (int b = 0; b < batch; b++)
+        {
+            if (b + ahead < batch)
+                for (int f = f0; f < f1; f++) PrefetchRow64(tables[f].Weight, ids[f * batch + b + ahead]);
+            float* dst = output + (long)b * stride + (long)f0 * 64;
+            // Spelled out as in CopyOneIdRun, for the same reason.
+            for (int f = f0; f < f1; f++, dst += 64)
+            {
+                float* r = tables[f].Weight + (nint)(uint)ids[f * batch + b] * 64;
+                if (nt)
+                {
+                    Avx512F.StoreAlignedNonTemporal(dst, Vector512.Load(r)); Avx512F.StoreAlignedNonTemporal(dst + 16, Vector512.Load(r + 16));
+                    Avx512F.StoreAlignedNonTemporal(dst + 32, Vector512.Load(r + 32)); Avx512F.StoreAlignedNonTemporal(dst + 48, Vector512.Load(r + 48));
+                }
+                else
+                {
+                    Vector512.Load(r).Store(dst); Vector512.Load(r + 16).Store(dst + 16);
+                    Vector512.Load(r + 32).Store(dst + 32); Vector512.Load(r + 48).Store(dst + 48);
+                }
+            }
+        }
     }
 
     /// <summary>

@@ -631,10 +631,11 @@ public class EmbeddingBagKernelTests
     }
 
     [Test]
-    public void ForwardTables_PoolingOneLargeAlignedOutput_NonTemporalCopiesMatchReference([Values(1, 17)] int tables)
+    public void ForwardTables_PoolingOneLargeAlignedOutput_NonTemporalCopiesMatchReference([Values(1, 17)] int tables, [Values(1, 2, 3)] int threads)
     {
         // >= 1 MiB of 64-byte-aligned [B, F, 64] output (one dlrm-style table at batch 4096, or a fused collection) takes
-        // the non-temporal row copies; every bag must still land.
+        // the non-temporal row copies; every bag must still land. 17 tables on 1–3 threads: whole tables sample by sample,
+        // with a part of a table before or after them table by table (or, on 3 threads, a chunk with one whole table).
         const int batch = 4096, dim = 64, rows = 1000;
         var weights = new float[tables][];
         for (int f = 0; f < tables; f++) weights[f] = TestData.Floats(rows * dim, 30 + f);
@@ -646,8 +647,9 @@ public class EmbeddingBagKernelTests
         Assert.That((long)batch * tables * dim * sizeof(float), Is.GreaterThanOrEqualTo(1L << 20));
         var output = buffer.AsSpan(start, batch * tables * dim);
         output.Fill(float.NaN);
-        EmbeddingBagKernels.ForwardTables(weights, Enumerable.Repeat(rows, tables).ToArray(), dim, batch, idx, off, default, PoolingMode.Sum,
-            output, tables * dim, 0);
+        using (KernelThreads.Use(threads))
+            EmbeddingBagKernels.ForwardTables(weights, Enumerable.Repeat(rows, tables).ToArray(), dim, batch, idx, off, default, PoolingMode.Sum,
+                output, tables * dim, 0);
         for (int f = 0; f < tables; f++)
             for (int b = 0; b < batch; b += 97)
                 Assert.That(output.Slice(b * tables * dim + f * dim, dim).ToArray(), Is.EqualTo(weights[f].AsSpan(idx[f * batch + b] * dim, dim).ToArray()),
