@@ -634,8 +634,8 @@ public class EmbeddingBagKernelTests
     public void ForwardTables_PoolingOneLargeAlignedOutput_NonTemporalCopiesMatchReference([Values(1, 17)] int tables, [Values(1, 2, 3)] int threads)
     {
         // >= 1 MiB of 64-byte-aligned [B, F, 64] output (one dlrm-style table at batch 4096, or a fused collection) takes
-        // the non-temporal row copies; every bag must still land. 17 tables on 1–3 threads: whole tables sample by sample,
-        // with a part of a table before or after them table by table (or, on 3 threads, a chunk with one whole table).
+        // the non-temporal row copies; every bag must still land. 17 tables on 1–3 threads: each chunk's whole tables
+        // sample by sample, the part of a table cut between two chunks table by table on either side.
         const int batch = 4096, dim = 64, rows = 1000;
         var weights = new float[tables][];
         for (int f = 0; f < tables; f++) weights[f] = TestData.Floats(rows * dim, 30 + f);
