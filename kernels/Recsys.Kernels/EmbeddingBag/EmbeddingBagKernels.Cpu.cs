@@ -295,7 +295,7 @@ public static unsafe partial class EmbeddingBagKernels
             return;
         }
         CopyOneIdRun<TStore>(tables, batch, ids, start, f0 * batch, output, stride);
-        CopyOneIdSamples<TStore>(tables, batch, ids, f0, f1, output, stride);
+        for (int g = f0; g < f1; g += StackTables) CopyOneIdSamples<TStore>(tables, batch, ids, g, Math.Min(f1, g + StackTables), output, stride);
         CopyOneIdRun<TStore>(tables, batch, ids, f1 * batch, end, output, stride);
     }
 
@@ -322,25 +322,40 @@ public static unsafe partial class EmbeddingBagKernels
     }
 
     /// <summary>
-    /// One-id bags of whole tables [f0, f1), ids checked, sample by sample (bags (f0..f1, b), then b + 1), the order in
+    /// One-id bags of whole tables [f0, f1) (at most <see cref="StackTables"/>), ids checked, sample by sample (bags (f0..f1, b), then b + 1), the order in
     /// which the SGD backward walks them (from the other end): each sample's rows go out as one contiguous run of
     /// (f1 − f0) × 256 bytes, where table by table writes 256-byte pieces (f1 − f0) × 256 bytes apart. Rows are prefetched
     /// about <see cref="RowPrefetchDistance"/> bags ahead (that many over the tables' count, samples ahead).
-    /// W1 pooling 1 (26 tables of 100k × 64, batch 4096, two threads, 13 tables each), in the slow phases of this host:
-    /// `bench --workloads W1`, three alternations, fused forward 2.82–2.91 → 1.58–1.77 ms; the embedding-bag harness,
-    /// walks interleaved call by call, 1.73 / 2.11 / 1.85 → 1.58 / 1.90 / 1.61 ms, and the same (1.47 / 1.49 ms) in a fast
-    /// minute; forward + SGD backward 5.12 / 4.96 → 4.87 / 4.87 ms.
+    /// W1 pooling 1 (26 tables of 100k × 64, batch 4096, two threads, 13 tables each), the two walks interleaved call by
+    /// call in one process: 0.929 / 0.939 / 0.941 → 0.885 / 0.889 / 0.904 ms in a fast minute, 1.409 / 1.337 → 1.146 /
+    /// 1.135 in a slower one, 0.664 → 0.578 with 1,000-row tables in cache; forward + SGD backward 6.12 / 6.14 → 5.64 /
+    /// 5.51 ms. (A first form that read each TablePtr and f·batch per row had measured 8–15 % faster in slow minutes, with
+    /// `bench --workloads W1` 2.82–2.91 → 1.58–1.77 ms, but 6–13 % slower in a fast one.)
     /// </summary>
     private static void CopyOneIdSamples<TStore>(TablePtr* tables, int batch, int* ids, int f0, int f1, float* output, int stride)
         where TStore : struct, IRowStore
     {
         int width = f1 - f0, ahead = Math.Max(1, RowPrefetchDistance / width);
-        for (int b = 0; b < batch; b++)
+        // Each table's weights and ids in a small array: the loop then reads neither TablePtr nor f·batch per row
+        // (the first form, which did, ran 6–13 % behind the table-by-table loop in a fast minute; this one 4–9 % ahead).
+        float** w = stackalloc float*[width];
+        int** id = stackalloc int*[width];
+        for (int k = 0; k < width; k++) { w[k] = tables[f0 + k].Weight; id[k] = ids + (long)(f0 + k) * batch; }
+        int b = 0;
+        for (; b + ahead < batch; b++)
         {
-            if (b + ahead < batch)
-                for (int f = f0; f < f1; f++) PrefetchRow64(tables[f].Weight, ids[f * batch + b + ahead]);
             float* dst = output + (long)b * stride + (long)f0 * 64;
-            for (int f = f0; f < f1; f++, dst += 64) TStore.Copy256(tables[f].Weight + (nint)(uint)ids[f * batch + b] * 64, dst);
+            for (int k = 0; k < width; k++, dst += 64)
+            {
+                int* t = id[k];
+                PrefetchRow64(w[k], t[b + ahead]);
+                TStore.Copy256(w[k] + (nint)(uint)t[b] * 64, dst);
+            }
+        }
+        for (; b < batch; b++)
+        {
+            float* dst = output + (long)b * stride + (long)f0 * 64;
+            for (int k = 0; k < width; k++, dst += 64) TStore.Copy256(w[k] + (nint)(uint)id[k][b] * 64, dst);
         }
     }
 

@@ -745,6 +745,27 @@ public class EmbeddingBagKernelTests
     }
 
     [Test]
+    public void ForwardTables_OneIdBags_MoreTablesThanOneSampleWalkTakes_EveryRowLands([Values(1, 2, 3)] int threads)
+    {
+        // Pooling 1 at D = 64 over 150 tables: a chunk's whole tables are walked sample by sample in groups of at most 64,
+        // so one thread takes groups of 64, 64 and 22 tables, two threads 64 + 11 each (with a table cut between them).
+        const int rows = 50, batch = 41, tables = 150, dim = 64;
+        var weights = Enumerable.Range(0, tables).Select(f => TestData.Floats(rows * dim, 300 + f)).ToArray();
+        var r = new Random(12);
+        var idx = Enumerable.Range(0, tables * batch).Select(_ => r.Next(rows)).ToArray();
+        var off = Enumerable.Range(0, tables * batch + 1).ToArray();
+        var output = new float[batch * tables * dim];
+        Array.Fill(output, float.NaN);
+        using (KernelThreads.Use(threads))
+            EmbeddingBagKernels.ForwardTables(weights, Enumerable.Repeat(rows, tables).ToArray(), dim, batch, idx, off, default, PoolingMode.Mean,
+                output, tables * dim, 0);
+        for (int f = 0; f < tables; f++)
+            for (int b = 0; b < batch; b++)
+                Assert.That(output.AsSpan((b * tables + f) * dim, dim).ToArray(), Is.EqualTo(weights[f].AsSpan(idx[f * batch + b] * dim, dim).ToArray()),
+                    $"table {f} bag {b}");
+    }
+
+    [Test]
     public void ForwardTables_OneIdBags_BadIdsInSeveralChunks_ReportsTheFirstPosition([Values(2, 3)] int threads, [Values(17, 299)] int firstBag)
     {
         // The row-copy loop checks a chunk's ids before it copies: with bad ids in a later chunk (table 4) and in an earlier
