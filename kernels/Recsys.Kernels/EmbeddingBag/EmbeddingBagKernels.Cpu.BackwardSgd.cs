@@ -208,20 +208,44 @@ public static unsafe partial class EmbeddingBagKernels
         /// </summary>
         private readonly void ScatterOneIdSamples(int f0, int f1)
         {
-            TablePtr* tables = Tables;
+            for (int g0 = f0; g0 < f1; g0 += StackTables) ScatterOneIdGroup(g0, Math.Min(f1, g0 + StackTables));
+        }
+
+        /// <summary>
+        /// Tables [f0, f1) of <see cref="ScatterOneIdSamples"/>, at most <see cref="StackTables"/>: each table's weights and
+        /// ids are first put in two small arrays and each row's prefetch sits beside its update, so the loop reads neither
+        /// a TablePtr nor f·batch per row. The same updates in the same order (the same bits, checked after three steps);
+        /// W1 pooling 1, forward + backward steps with the two loops alternated in one process (medians of 350 each):
+        /// backward 3.41 / 3.35 → 2.85 / 2.76 ms, 2.68 → 1.36 ms with 1,000-row tables in cache (where the old loop's
+        /// look-ups were most of its time).
+        /// </summary>
+        private readonly void ScatterOneIdGroup(int f0, int f1)
+        {
             int batch = Batch, stride = Stride, width = f1 - f0;
             int* ids = Indices + (Offsets[f0 * batch] - f0 * batch); // bag (f, b) holds the one id ids[f·batch + b]
-            float* dOut = DOut + Offset;
+            float* dOut = DOut + Offset + (long)f0 * 64;
             float negLr = NegLr;
             int ahead = Math.Max(1, SampleMajorPrefetchDistance / width);
-            for (int b = batch - 1; b >= 0; b--)
+            float** w = stackalloc float*[width];
+            int** id = stackalloc int*[width];
+            for (int k = 0; k < width; k++) { w[k] = Tables[f0 + k].Weight; id[k] = ids + (long)(f0 + k) * batch; }
+            int b = batch - 1;
+            for (; b - ahead >= 0; b--)
             {
-                float* g = dOut + (long)b * stride + (long)f0 * 64;
-                if (b - ahead >= 0)
-                    for (int f = f0; f < f1; f++) PrefetchRow64(tables[f].Weight, ids[f * batch + b - ahead]);
+                float* g = dOut + (long)b * stride;
                 if (b - DOutputPrefetchSamples >= 0) CachePrefetch.IntoL2(g - DOutputPrefetchSamples * (long)stride, (long)width * 64);
-                for (int f = f0; f < f1; f++, g += 64)
-                    new Row64(g).AxpyInto(negLr, tables[f].Weight + (nint)(uint)ids[f * batch + b] * 64);
+                for (int k = 0; k < width; k++, g += 64)
+                {
+                    int* t = id[k];
+                    PrefetchRow64(w[k], t[b - ahead]);
+                    new Row64(g).AxpyInto(negLr, w[k] + (nint)(uint)t[b] * 64);
+                }
+            }
+            for (; b >= 0; b--)
+            {
+                float* g = dOut + (long)b * stride;
+                if (b - DOutputPrefetchSamples >= 0) CachePrefetch.IntoL2(g - DOutputPrefetchSamples * (long)stride, (long)width * 64);
+                for (int k = 0; k < width; k++, g += 64) new Row64(g).AxpyInto(negLr, w[k] + (nint)(uint)id[k][b] * 64);
             }
         }
 
