@@ -228,7 +228,7 @@ public static unsafe partial class EmbeddingBagKernels
             int ahead = Math.Max(1, SampleMajorPrefetchDistance / width);
             float** w = stackalloc float*[width];
             int** id = stackalloc int*[width];
-            for (int k = 0; k < width; k++) { w[k] = Tables[f0 + k].Weight; id[k] = ids + (long)(f0 + k) * batch; }
+            FillTableLookups(Tables, ids, batch, f0, width, w, id);
             int b = batch - 1;
             for (; b - ahead >= 0; b--)
             {

@@ -129,7 +129,7 @@ public static unsafe partial class EmbeddingBagKernels
             if (bad != long.MaxValue) return bad;
             float** w = (float**)lookups;
             int** id = (int**)(lookups + tableCount);
-            for (int f = 0; f < tableCount; f++) { w[f] = tables[f].Weight; id[f] = ids + (long)f * batch; }
+            FillTableLookups(tables, ids, batch, 0, tableCount, w, id);
             int b = start;
             for (; b + ConsumerSampleAhead < end; b++)
             {
