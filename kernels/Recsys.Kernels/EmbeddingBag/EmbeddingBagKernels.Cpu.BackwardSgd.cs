@@ -208,6 +208,7 @@ public static unsafe partial class EmbeddingBagKernels
         /// </summary>
         private readonly void ScatterOneIdSamples(int f0, int f1)
         {
+            if (f1 - f0 == 1) { ScatterOneIdTable(f0); return; }
             for (int g0 = f0; g0 < f1; g0 += StackTables) ScatterOneIdGroup(g0, Math.Min(f1, g0 + StackTables));
         }
 
@@ -246,6 +247,36 @@ public static unsafe partial class EmbeddingBagKernels
                 float* g = dOut + (long)b * stride;
                 if (b - DOutputPrefetchSamples >= 0) CachePrefetch.IntoL2(g - DOutputPrefetchSamples * (long)stride, (long)width * 64);
                 for (int k = 0; k < width; k++, g += 64) new Row64(g).AxpyInto(negLr, w[k] + (nint)(uint)id[k][b] * 64);
+            }
+        }
+
+        /// <summary>
+        /// <see cref="ScatterOneIdSamples"/> for one table (each table of a per-feature layout, whose backwards run a
+        /// collection per thread): the same updates in the same order, with the table's weights, ids and dOutput column in
+        /// locals, where <see cref="ScatterOneIdGroup"/> reads them from its arrays for every row. W1's per-table layout
+        /// (26 one-table collections of 100k × 64, batch 4096, forward + backward steps alternated with the group loop in
+        /// one process): 6.33–6.57 → 5.71–5.83 ms and 4.80 → 4.46 ms a step in two slow minutes.
+        /// </summary>
+        private readonly void ScatterOneIdTable(int f)
+        {
+            int batch = Batch, stride = Stride;
+            int* id = Indices + (Offsets[f * batch] - f * batch) + (long)f * batch; // bag (f, b) holds the one id id[b]
+            float* w = Tables[f].Weight, dOut = DOut + Offset + (long)f * 64;
+            float negLr = NegLr;
+            const int ahead = SampleMajorPrefetchDistance; // ≥ DOutputPrefetchSamples: the main loop needs no test for it
+            int b = batch - 1;
+            for (; b - ahead >= 0; b--)
+            {
+                float* g = dOut + (long)b * stride;
+                CachePrefetch.IntoL2(g - DOutputPrefetchSamples * (long)stride, 64);
+                PrefetchRow64(w, id[b - ahead]);
+                new Row64(g).AxpyInto(negLr, w + (nint)(uint)id[b] * 64);
+            }
+            for (; b >= 0; b--)
+            {
+                float* g = dOut + (long)b * stride;
+                if (b - DOutputPrefetchSamples >= 0) CachePrefetch.IntoL2(g - DOutputPrefetchSamples * (long)stride, 64);
+                new Row64(g).AxpyInto(negLr, w + (nint)(uint)id[b] * 64);
             }
         }
 
