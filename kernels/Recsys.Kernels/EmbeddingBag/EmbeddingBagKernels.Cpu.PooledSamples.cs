@@ -26,8 +26,8 @@ internal unsafe interface IPooledSampleConsumer
 public static unsafe partial class EmbeddingBagKernels
 {
     /// <summary>
-    /// Samples ahead whose first rows (every table's) are prefetched into L2 while the current sample is pooled and
-    /// consumed.
+    /// Samples ahead whose first rows (every table's) are prefetched (into L1, see <see cref="PrefetchRow"/>) while the
+    /// current sample is pooled and consumed.
     /// </summary>
     private const int ConsumerSampleAhead = 2;
 
