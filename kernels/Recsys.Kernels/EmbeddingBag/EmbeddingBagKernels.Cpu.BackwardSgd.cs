@@ -17,19 +17,20 @@ public static unsafe partial class EmbeddingBagKernels
 
     /// <summary>
     /// Bags at most this long on average are walked sample by sample by the SGD backward (all of a thread's tables for
-    /// sample b, then b-1), longer ones table by table. When the forward pooled every bag length in table order, walking
+    /// sample b, then b-1), longer ones table by table; one-id bags at D = 64 go table by table through their own loop
+    /// (<see cref="SgdScatterBody.ScatterOneIdTables"/>). When the forward pooled every bag length in table order, walking
     /// the backward in table order too measured faster on W1 (26 uniform tables, 2.43 → 2.13 ms a pooling-1 step) but
     /// slower on W6's DLRM step (EmbeddingBags backward 4.6 → 7.1–7.8 ms at batch 4096, 0.39–0.45 → 0.57–0.64 at 256,
-    /// per-op profile), so the backward kept its sample order for short bags; re-measured after the one-id loops, table
-    /// order was 2–8 % slower on W1 as well. The forward's one-id copies now walk samples too (see
-    /// <see cref="CopyOneIdSamples"/>).
+    /// per-op profile), so the backward kept its sample order for short bags. Those table-order loops read a table
+    /// pointer and bag offsets per row and prefetched the dOutput rows; the one-id loop that now walks tables does neither.
     /// </summary>
     private const int ShortBagLength = 4;
 
     /// <summary>
     /// How many bags ahead, divided by the tables a thread walks, the sample-order SGD backward prefetches a sample's rows.
     /// Measured when the forward also ran in sample order with this distance (W1 pooling 1, 26 tables, 13 per thread,
-    /// `bench --workloads W1`, five interleaved runs each): the training step 3.89 / 3.79 / 3.77 ms at 32 / 16 / 64.
+    /// `bench --workloads W1`, five interleaved runs each): the training step 3.89 / 3.79 / 3.77 ms at 32 / 16 / 64. The
+    /// one-id table loop (<see cref="SgdScatterBody.ScatterOneIdTable"/>) prefetches its rows this many samples ahead.
     /// </summary>
     private const int SampleMajorPrefetchDistance = 64;
 
@@ -201,61 +202,33 @@ public static unsafe partial class EmbeddingBagKernels
 
         /// <summary>
         /// <see cref="ScatterSampleOrder"/> when every bag of tables [f0, f1) holds one id, D = 64 and no per-id weights
-        /// (pooling 1, every DLRM's case): bag (f, b)'s id is read straight from the ids, with no offsets, no empty-bag test
-        /// and no scale per bag (the mean of one id is the id: the same −lr, the same bits). The forward's one-id loop
-        /// gained ~30 % the same way (see <see cref="CopyOneIdBags"/>). W1 pooling 1, fused forward + backward + SGD, steps
-        /// interleaved in one process: 3.78 → 3.38 ms (medians of 20 windows) and 7.00 → 6.15 (11 windows, a slow hour).
+        /// (pooling 1, every DLRM's case): table by table, each through <see cref="ScatterOneIdTable"/>. Bag (f, b)'s id is
+        /// read straight from the ids, with no offsets, no empty-bag test and no scale per bag (the mean of one id is the
+        /// id: the same −lr, the same bits); each row's updates still run from the last sample to the first, so the result
+        /// is the same, bit for bit, as the sample walk this replaced.
+        /// <para>
+        /// History, W1 pooling 1 (26 tables of 100k × 64, batch 4096), fused forward + backward, the loops alternated in
+        /// one process: reading the ids straight instead of through the offsets, 3.78 → 3.38 ms a step; the sample walk
+        /// with each table's weights and ids in two small arrays, backward 3.41 / 3.35 → 2.85 / 2.76 ms; table by table in
+        /// a loop with everything in locals and no dOutput prefetch, backward 2.34 / 2.53 / 2.81 → 1.87 / 1.98 / 2.24 ms
+        /// (the sample walk with the table loop but the dOutput prefetch kept: 2.39 / 2.59 / 2.90; the sample walk without
+        /// its dOutput prefetch: 2.24 / 2.35 / 2.56). Inside W6's step (`bench --workloads W6 --profile`, three alternated
+        /// pairs) the EmbeddingBags backward went 4.51 / 4.63 / 4.20 → 3.36 / 3.27 / 3.24 ms at batch 4096 and
+        /// 0.46 / 0.36 / 0.28 → 0.25 / 0.26 / 0.25 at batch 256.
+        /// </para>
         /// </summary>
-        private readonly void ScatterOneIdSamples(int f0, int f1)
+        private readonly void ScatterOneIdTables(int f0, int f1)
         {
-            if (f1 - f0 == 1) { ScatterOneIdTable(f0); return; }
-            for (int g0 = f0; g0 < f1; g0 += StackTables) ScatterOneIdGroup(g0, Math.Min(f1, g0 + StackTables));
+            for (int f = f0; f < f1; f++) ScatterOneIdTable(f);
         }
 
         /// <summary>
-        /// Tables [f0, f1) of <see cref="ScatterOneIdSamples"/>, at most <see cref="StackTables"/>: each table's weights and
-        /// ids are first put in two small arrays and each row's prefetch sits beside its update, so the loop reads neither
-        /// a TablePtr nor f·batch per row. The same updates in the same order (the same bits, checked after three steps);
-        /// W1 pooling 1, forward + backward steps with the two loops alternated in one process (medians of 350 each):
-        /// backward 3.41 / 3.35 → 2.85 / 2.76 ms, 2.68 → 1.36 ms with 1,000-row tables in cache (where the old loop's
-        /// look-ups were most of its time).
-        /// </summary>
-        private readonly void ScatterOneIdGroup(int f0, int f1)
-        {
-            int batch = Batch, stride = Stride, width = f1 - f0;
-            int* ids = Indices + (Offsets[f0 * batch] - f0 * batch); // bag (f, b) holds the one id ids[f·batch + b]
-            float* dOut = DOut + Offset + (long)f0 * 64;
-            float negLr = NegLr;
-            int ahead = Math.Max(1, SampleMajorPrefetchDistance / width);
-            float** w = stackalloc float*[width];
-            int** id = stackalloc int*[width];
-            FillTableLookups(Tables, ids, batch, f0, width, w, id);
-            int b = batch - 1;
-            for (; b - ahead >= 0; b--)
-            {
-                float* g = dOut + (long)b * stride;
-                if (b - DOutputPrefetchSamples >= 0) CachePrefetch.IntoL2(g - DOutputPrefetchSamples * (long)stride, (long)width * 64);
-                for (int k = 0; k < width; k++, g += 64)
-                {
-                    int* t = id[k];
-                    PrefetchRow64(w[k], t[b - ahead]);
-                    new Row64(g).AxpyInto(negLr, w[k] + (nint)(uint)t[b] * 64);
-                }
-            }
-            for (; b >= 0; b--)
-            {
-                float* g = dOut + (long)b * stride;
-                if (b - DOutputPrefetchSamples >= 0) CachePrefetch.IntoL2(g - DOutputPrefetchSamples * (long)stride, (long)width * 64);
-                for (int k = 0; k < width; k++, g += 64) new Row64(g).AxpyInto(negLr, w[k] + (nint)(uint)id[k][b] * 64);
-            }
-        }
-
-        /// <summary>
-        /// <see cref="ScatterOneIdSamples"/> for one table (each table of a per-feature layout, whose backwards run a
-        /// collection per thread): the same updates in the same order, with the table's weights, ids and dOutput column in
-        /// locals, where <see cref="ScatterOneIdGroup"/> reads them from its arrays for every row. W1's per-table layout
-        /// (26 one-table collections of 100k × 64, batch 4096, forward + backward steps alternated with the group loop in
-        /// one process): 6.33–6.57 → 5.71–5.83 ms and 4.80 → 4.46 ms a step in two slow minutes.
+        /// One table of <see cref="ScatterOneIdTables"/>: w[id[b]] += −lr · dOutput[b], from the last sample to the first,
+        /// with the table's weights, ids and dOutput column in locals, each row prefetched
+        /// <see cref="SampleMajorPrefetchDistance"/> samples ahead. The dOutput rows (256 bytes, F·256 bytes apart) are not
+        /// prefetched: the hardware keeps up with that stride here, and the prefetches cost more than they saved (see
+        /// above). A per-feature layout's one-table backwards (run a collection per thread) took 6.33–6.57 → 5.71–5.83 ms
+        /// a W1 per-table step with this loop against the sample walk's arrays.
         /// </summary>
         private readonly void ScatterOneIdTable(int f)
         {
@@ -263,21 +236,13 @@ public static unsafe partial class EmbeddingBagKernels
             int* id = Indices + (Offsets[f * batch] - f * batch) + (long)f * batch; // bag (f, b) holds the one id id[b]
             float* w = Tables[f].Weight, dOut = DOut + Offset + (long)f * 64;
             float negLr = NegLr;
-            const int ahead = SampleMajorPrefetchDistance; // ≥ DOutputPrefetchSamples: the main loop needs no test for it
             int b = batch - 1;
-            for (; b - ahead >= 0; b--)
+            for (; b - SampleMajorPrefetchDistance >= 0; b--)
             {
-                float* g = dOut + (long)b * stride;
-                CachePrefetch.IntoL2(g - DOutputPrefetchSamples * (long)stride, 64);
-                PrefetchRow64(w, id[b - ahead]);
-                new Row64(g).AxpyInto(negLr, w + (nint)(uint)id[b] * 64);
+                PrefetchRow64(w, id[b - SampleMajorPrefetchDistance]);
+                new Row64(dOut + (long)b * stride).AxpyInto(negLr, w + (nint)(uint)id[b] * 64);
             }
-            for (; b >= 0; b--)
-            {
-                float* g = dOut + (long)b * stride;
-                if (b - DOutputPrefetchSamples >= 0) CachePrefetch.IntoL2(g - DOutputPrefetchSamples * (long)stride, 64);
-                new Row64(g).AxpyInto(negLr, w + (nint)(uint)id[b] * 64);
-            }
+            for (; b >= 0; b--) new Row64(dOut + (long)b * stride).AxpyInto(negLr, w + (nint)(uint)id[b] * 64);
         }
 
         /// <summary>
@@ -296,7 +261,7 @@ public static unsafe partial class EmbeddingBagKernels
             long ld = dim;
             int indexEnd = off[f1 * batch];
             bool row64 = dim == 64 && Vector512.IsHardwareAccelerated;
-            if (row64 && psw == null && OneIdBags(off, f0 * batch, f1 * batch)) { ScatterOneIdSamples(f0, f1); return; }
+            if (row64 && psw == null && OneIdBags(off, f0 * batch, f1 * batch)) { ScatterOneIdTables(f0, f1); return; }
             // Rows of a sample a fixed number of samples later in the walk (about SampleMajorPrefetchDistance ids).
             int ahead = Math.Max(1, SampleMajorPrefetchDistance / width);
             for (int b = batch - 1; b >= 0; b--)

@@ -112,7 +112,7 @@ public static unsafe partial class EmbeddingBagKernels
         /// samples, 26 tables of 100k × 64, two threads), steps interleaved in one process: 3.19 → 2.85 ms and 3.89 → 3.75
         /// (medians of 13 and 16 windows); prefetching 1, 2 or 4 samples ahead timed the same. Each table's weights and ids
         /// are then put in two small arrays (<paramref name="lookups"/>: 2 × F pointers of the chunk's scratch) and each row's
-        /// prefetch sits beside its copy, as in the forward's and the SGD backward's sample walks: 3.29 / 3.30 → 3.13 /
+        /// prefetch sits beside its copy, as in the forward's sample walk: 3.29 / 3.30 → 3.13 /
         /// 3.18 ms, 2.32 → 2.09 ms with 1,000-row tables in cache (alternated call by call in one process; same bits).
         /// Returns long.MaxValue, or the first position (ids[0] is at <paramref name="shift"/>) whose id is out of range:
         /// nothing is consumed then.

@@ -342,8 +342,8 @@ public static unsafe partial class EmbeddingBagKernels
     }
 
     /// <summary>
-    /// One-id bags of whole tables [f0, f1) (at most <see cref="StackTables"/>), ids checked, sample by sample (bags (f0..f1, b), then b + 1), the order in
-    /// which the SGD backward walks them (from the other end): each sample's rows go out as one contiguous run of
+    /// One-id bags of whole tables [f0, f1) (at most <see cref="StackTables"/>), ids checked, sample by sample (bags
+    /// (f0..f1, b), then b + 1): each sample's rows go out as one contiguous run of
     /// (f1 − f0) × 256 bytes, where table by table writes 256-byte pieces (f1 − f0) × 256 bytes apart. Rows are prefetched
     /// about <see cref="RowPrefetchDistance"/> bags ahead (that many over the tables' count, samples ahead).
     /// W1 pooling 1 (26 tables of 100k × 64, batch 4096, two threads, 13 tables each), the two walks interleaved call by
@@ -378,7 +378,7 @@ public static unsafe partial class EmbeddingBagKernels
     }
 
     /// <summary>
-    /// For the one-id sample walks (<see cref="CopyOneIdSamples"/>, the SGD backward's and the fused inference lookups'):
+    /// For the one-id sample walks (<see cref="CopyOneIdSamples"/> and the fused inference lookups'):
     /// <paramref name="w"/>[k] = row 0 of table f0 + k, <paramref name="id"/>[k] = that table's ids (bag b's id at
     /// <c>id[k][b]</c>; <paramref name="ids"/> holds bag (f, b)'s id at f·batch + b). With these the walks read neither a
     /// TablePtr nor f·batch per row.
