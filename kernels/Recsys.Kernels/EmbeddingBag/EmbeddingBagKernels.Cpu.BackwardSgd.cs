@@ -16,13 +16,15 @@ public static unsafe partial class EmbeddingBagKernels
     private const int DOutputPrefetchSamples = 2;
 
     /// <summary>
-    /// Bags at most this long on average are walked sample by sample by the SGD backward (all of a thread's tables for
-    /// sample b, then b-1), longer ones table by table; one-id bags at D = 64 go table by table through their own loop
-    /// (<see cref="SgdScatterBody.ScatterOneIdTables"/>). When the forward pooled every bag length in table order, walking
-    /// the backward in table order too measured faster on W1 (26 uniform tables, 2.43 → 2.13 ms a pooling-1 step) but
-    /// slower on W6's DLRM step (EmbeddingBags backward 4.6 → 7.1–7.8 ms at batch 4096, 0.39–0.45 → 0.57–0.64 at 256,
-    /// per-op profile), so the backward kept its sample order for short bags. Those table-order loops read a table
-    /// pointer and bag offsets per row and prefetched the dOutput rows; the one-id loop that now walks tables does neither.
+    /// Bags at most this long on average take the short-bag scatter (<see cref="SgdScatterBody.ScatterSampleOrder"/>),
+    /// longer ones the table loop with prefetches across bags (<see cref="SgdScatterBody.ScatterTable"/>). At D = 64 the
+    /// short-bag scatter runs table by table in lean loops (one-id bags: <see cref="SgdScatterBody.ScatterOneIdTables"/>;
+    /// others: <see cref="SgdScatterBody.ScatterShortBagTable"/>); at other widths it walks samples (all of a thread's
+    /// tables for sample b, then b-1). History: when the forward pooled every bag length in table order, walking the
+    /// backward in table order too measured faster on W1 (26 uniform tables, 2.43 → 2.13 ms a pooling-1 step) but slower
+    /// on W6's DLRM step (EmbeddingBags backward 4.6 → 7.1–7.8 ms at batch 4096, 0.39–0.45 → 0.57–0.64 at 256, per-op
+    /// profile), so short bags were walked by samples; those table-order loops read a table pointer and the bag offsets
+    /// per row and prefetched the dOutput rows, and the lean ones measured faster in both places.
     /// </summary>
     private const int ShortBagLength = 4;
 
@@ -246,9 +248,47 @@ public static unsafe partial class EmbeddingBagKernels
         }
 
         /// <summary>
+        /// Short bags of one table at D = 64 (the <see cref="ScatterSampleOrder"/> case with several ids a bag): the bags
+        /// from the last sample to the first, ids in position order, each bag's dOutput row held in registers across its
+        /// ids, the rows of the bag <see cref="SampleMajorPrefetchDistance"/> ids back in the walk prefetched, and no
+        /// dOutput prefetch. Each row gets the updates the sample walk gave it, in the same order, so the same bits. The
+        /// sample walk it replaces read each table's pointer and each bag's offsets for every table of every sample and
+        /// prefetched the sample's whole dOutput run; W1's shapes (26 tables of 100k × 64, batch 4096) with 2 and 3 ids
+        /// a bag, training steps alternated with it in one process, median ratios of adjacent steps: 0.60 and 0.64
+        /// (without only its dOutput prefetch: 0.94 and 0.95). The same loop in place of the long-bag one
+        /// (<see cref="ScatterTable"/>) measured the same at 8 and 32 ids a bag (ratios 1.05, 1.00, 0.98).
+        /// </summary>
+        private readonly void ScatterShortBagTable(int f)
+        {
+            int batch = Batch, stride = Stride;
+            int* idx = Indices, off = Offsets + (long)f * batch;
+            float* w = Tables[f].Weight, dOut = DOut + Offset + (long)f * 64, psw = Psw;
+            float negLr = NegLr;
+            bool mean = Mean;
+            int meanLen = Math.Max(1, (off[batch] - off[0]) / Math.Max(1, batch));
+            int ahead = Math.Max(1, SampleMajorPrefetchDistance / meanLen); // bags
+            for (int b = batch - 1; b >= 0; b--)
+            {
+                // A hint only: the ids read are this table's (all checked up front); a prefetch never faults.
+                if (b - ahead >= 0)
+                    for (int pa = off[b - ahead], pe = off[b - ahead + 1]; pa < pe; pa++) PrefetchRow64(w, idx[pa]);
+                int p0 = off[b], p1 = off[b + 1];
+                if (p0 == p1) continue;
+                float a = mean ? negLr / (p1 - p0) : negLr;
+                var g = new Row64(dOut + (long)b * stride);
+                if (psw == null)
+                    for (int p = p0; p < p1; p++) g.AxpyInto(a, w + (nint)(uint)idx[p] * 64);
+                else
+                    for (int p = p0; p < p1; p++) g.AxpyInto(a * psw[p], w + (nint)(uint)idx[p] * 64);
+            }
+        }
+
+        /// <summary>
         /// Short bags, whole tables [f0, f1): sample by sample (bags (b, f0..f1), then b+1), as the forward pools them, so
         /// the dOutput rows of a chunk are read as one contiguous run per sample instead of one row per 4 KiB page
-        /// (pooling 1, 26 tables: the table-by-table walk was ~1.5x slower).
+        /// (pooling 1, 26 tables: the table-by-table walk was ~1.5x slower). At D = 64 (with AVX-512) the bags go table by
+        /// table instead, through the leaner loops of <see cref="ScatterOneIdTables"/> and <see cref="ScatterShortBagTable"/>;
+        /// this walk is left to other widths.
         /// </summary>
         private readonly void ScatterSampleOrder(int f0, int f1)
         {
@@ -262,6 +302,11 @@ public static unsafe partial class EmbeddingBagKernels
             int indexEnd = off[f1 * batch];
             bool row64 = dim == 64 && Vector512.IsHardwareAccelerated;
             if (row64 && psw == null && OneIdBags(off, f0 * batch, f1 * batch)) { ScatterOneIdTables(f0, f1); return; }
+            if (row64)
+            {
+                for (int f = f0; f < f1; f++) ScatterShortBagTable(f);
+                return;
+            }
             // Rows of a sample a fixed number of samples later in the walk (about SampleMajorPrefetchDistance ids).
             int ahead = Math.Max(1, SampleMajorPrefetchDistance / width);
             for (int b = batch - 1; b >= 0; b--)

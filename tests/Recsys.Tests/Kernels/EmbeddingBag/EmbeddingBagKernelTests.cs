@@ -817,4 +817,40 @@ public class EmbeddingBagKernelTests
                 dOut, stride, 8, SparseUpdate.Sgd(lr), default, default, new EmbeddingBagWorkspace());
         for (int f = 0; f < tables; f++) Assert.That(weights[f], Is.EqualTo(expected[f]), $"table {f}");
     }
+
+    [Test]
+    public void BackwardTables_Sgd_ShortBags_SameBitsAsTheSequentialUpdate([Values(PoolingMode.Sum, PoolingMode.Mean)] PoolingMode mode,
+        [Values(false, true)] bool weighted, [Values(1, 3, 5)] int tables, [Values(1, 2, 3)] int threads)
+    {
+        // Bags of 0–3 ids at D = 64 (the short-bag scatter, table by table; one table on several threads: row slices):
+        // every row update is w ← fma(s, dOutput[b], w), s = −lr (÷ the bag's length for the mean, × the id's weight),
+        // bags from the last sample to the first and ids in position order, so the result is exactly that sequence in
+        // float32 whatever the thread count. Few rows, so rows are hit many times; offsets start above 0; dOutput strided.
+        const int batch = 300, dim = 64, rows = 23, baseOffset = 3;
+        const float lr = 0.25f;
+        int stride = tables * dim + 16;
+        var weights = Enumerable.Range(0, tables).Select(f => TestData.Floats(rows * dim, 140 + f)).ToArray();
+        var (idx, off, w) = EmbeddingBagReference.Bags(tables * batch, 3, rows, seed: 141, baseOffset: baseOffset);
+        Assert.That(off[^1] - off[0], Is.GreaterThan(tables * batch), "more ids than bags: not the one-id loop");
+        var psw = weighted ? w : null;
+        var dOut = TestData.Floats(batch * stride, 142);
+        var expected = weights.Select(x => (float[])x.Clone()).ToArray();
+        for (int f = 0; f < tables; f++)
+            for (int b = batch - 1; b >= 0; b--)
+            {
+                int p0 = off[f * batch + b], p1 = off[f * batch + b + 1];
+                if (p0 == p1) continue;
+                float a = mode == PoolingMode.Mean ? -lr / (p1 - p0) : -lr;
+                for (int p = p0; p < p1; p++)
+                {
+                    float s = psw is null ? a : a * psw[p];
+                    for (int d = 0; d < dim; d++)
+                        expected[f][idx[p] * dim + d] = MathF.FusedMultiplyAdd(s, dOut[b * stride + 8 + f * dim + d], expected[f][idx[p] * dim + d]);
+                }
+            }
+        using (KernelThreads.Use(threads))
+            EmbeddingBagKernels.BackwardTables(weights, Enumerable.Repeat(rows, tables).ToArray(), dim, batch, idx, off, psw, mode,
+                dOut, stride, 8, SparseUpdate.Sgd(lr), default, default, new EmbeddingBagWorkspace());
+        for (int f = 0; f < tables; f++) Assert.That(weights[f], Is.EqualTo(expected[f]), $"table {f}");
+    }
 }
