@@ -12,6 +12,9 @@ public static unsafe partial class EmbeddingBagKernels
     /// interleaved with random row updates: W1 pooling 1, fused forward + backward, 12 alternating rounds of 60 steps,
     /// 5.19–5.22 → 3.78–3.85 ms (either walk direction; 1, 2 or 4 samples ahead the same); `bench --workloads W1`, three
     /// alternating pairs: pooling 1 4.88–5.69 → 3.63–3.91 ms, pooling 32 (one dOutput row per bag of 32) 54.7–57.1 → 52.0–52.8.
+    /// The D = 64 short-bag loops (<see cref="SgdScatterBody.ScatterOneIdTables"/>,
+    /// <see cref="SgdScatterBody.ScatterShortBagTable"/>), leaner than the loops this was measured with, run faster
+    /// without it.
     /// </summary>
     private const int DOutputPrefetchSamples = 2;
 
@@ -235,7 +238,7 @@ public static unsafe partial class EmbeddingBagKernels
         private readonly void ScatterOneIdTable(int f)
         {
             int batch = Batch, stride = Stride;
-            int* id = Indices + (Offsets[f * batch] - f * batch) + (long)f * batch; // bag (f, b) holds the one id id[b]
+            int* id = Indices + Offsets[f * batch]; // bag (f, b) holds the one id id[b]
             float* w = Tables[f].Weight, dOut = DOut + Offset + (long)f * 64;
             float negLr = NegLr;
             int b = batch - 1;

@@ -378,7 +378,7 @@ public static unsafe partial class EmbeddingBagKernels
     }
 
     /// <summary>
-    /// For the one-id sample walks (<see cref="CopyOneIdSamples"/> and the fused inference lookups'):
+    /// For the one-id sample walks (<see cref="CopyOneIdSamples"/> and the fused inference lookups):
     /// <paramref name="w"/>[k] = row 0 of table f0 + k, <paramref name="id"/>[k] = that table's ids (bag b's id at
     /// <c>id[k][b]</c>; <paramref name="ids"/> holds bag (f, b)'s id at f·batch + b). With these the walks read neither a
     /// TablePtr nor f·batch per row.
