@@ -295,6 +295,13 @@ public static unsafe partial class EmbeddingBagKernels
         /// </summary>
         private readonly void ScatterSampleOrder(int f0, int f1)
         {
+            if (Dim == 64 && Vector512.IsHardwareAccelerated)
+            {
+                if (Psw == null && OneIdBags(Offsets, f0 * Batch, f1 * Batch)) ScatterOneIdTables(f0, f1);
+                else
+                    for (int f = f0; f < f1; f++) ScatterShortBagTable(f);
+                return;
+            }
             TablePtr* tables = Tables;
             int batch = Batch, dim = Dim, stride = Stride, width = f1 - f0;
             int* idx = Indices, off = Offsets;
@@ -303,13 +310,6 @@ public static unsafe partial class EmbeddingBagKernels
             float negLr = NegLr;
             long ld = dim;
             int indexEnd = off[f1 * batch];
-            bool row64 = dim == 64 && Vector512.IsHardwareAccelerated;
-            if (row64 && psw == null && OneIdBags(off, f0 * batch, f1 * batch)) { ScatterOneIdTables(f0, f1); return; }
-            if (row64)
-            {
-                for (int f = f0; f < f1; f++) ScatterShortBagTable(f);
-                return;
-            }
             // Rows of a sample a fixed number of samples later in the walk (about SampleMajorPrefetchDistance ids).
             int ahead = Math.Max(1, SampleMajorPrefetchDistance / width);
             for (int b = batch - 1; b >= 0; b--)
@@ -334,12 +334,6 @@ public static unsafe partial class EmbeddingBagKernels
                     if (p0 == p1) continue;
                     float a = mean ? negLr / (p1 - p0) : negLr;
                     float* w = tables[f].Weight;
-                    if (row64)
-                    {
-                        var g64 = new Row64(g);
-                        for (int p = p0; p < p1; p++) g64.AxpyInto(psw == null ? a : a * psw[p], w + (uint)idx[p] * 64L);
-                        continue;
-                    }
                     for (int p = p0; p < p1; p++)
                         Axpy(psw == null ? a : a * psw[p], g, w + (uint)idx[p] * ld, dim);
                 }

@@ -299,19 +299,26 @@ public class CliTests
         }
     }
 
+    /// <summary>Runs <c>bench --quick --profile</c> on one workload; returns that workload's JSON details and the log.</summary>
+    private (JsonNode Details, string Err) BenchProfile(string workload)
+    {
+        var json = Path.Combine(_dir, "bench.json");
+        var (code, _, err) = Run("bench", "--quick", "--workloads", workload, "--profile", "--json", json);
+        Assert.That(code, Is.EqualTo(0), err);
+        return (JsonNode.Parse(File.ReadAllText(json))!["workloads"]![workload]!, err);
+    }
+
     [Test]
     public void Bench_ProfileW6_ListsEveryOpOfTheDlrmStep()
     {
-        var json = Path.Combine(_dir, "bench.json");
-        var (code, _, err) = Run("bench", "--quick", "--workloads", "W6", "--profile", "--json", json);
-        Assert.That(code, Is.EqualTo(0), err);
-        var profile = JsonNode.Parse(File.ReadAllText(json))!["workloads"]!["W6"]!["b4096_profile"]!.AsArray();
+        var (w6, err) = BenchProfile("W6");
+        var profile = w6["b4096_profile"]!.AsArray();
         var ops = profile.Select(r => r!["op"]!.GetValue<string>()).ToArray();
         Assert.That(ops, Is.SupersetOf(new[] { "Linear", "EmbeddingBags", "DotInteraction", "BceWithLogits", "optimizer (dense)" }));
         Assert.That(profile.Sum(r => r!["share"]!.GetValue<double>()), Is.EqualTo(1.0).Within(1e-6));
         Assert.That(profile.First(r => r!["op"]!.GetValue<string>() == "EmbeddingBags")!["backward_ms_per_step"]!.GetValue<double>(), Is.GreaterThan(0));
         // The same time per op and shapes: every Linear layer its own row, adding up to the Linear row above.
-        var byShape = JsonNode.Parse(File.ReadAllText(json))!["workloads"]!["W6"]!["b4096_profile_by_shape"]!.AsArray();
+        var byShape = w6["b4096_profile_by_shape"]!.AsArray();
         var linears = byShape.Where(r => r!["op"]!.GetValue<string>() == "Linear").ToArray();
         Assert.That(linears.Select(r => r!["shapes"]!.GetValue<string>()).Distinct().Count(), Is.EqualTo(6), "one row per Linear shape (two layers share 512 → 256)");
         Assert.That(linears.Sum(r => r!["calls_per_step"]!.GetValue<double>()), Is.EqualTo(7.0), "the DLRM's seven Linear layers");
@@ -324,10 +331,8 @@ public class CliTests
     [Test]
     public void Bench_ProfileW2_ListsEachLayerOfTheMlp()
     {
-        var json = Path.Combine(_dir, "bench.json");
-        var (code, _, err) = Run("bench", "--quick", "--workloads", "W2", "--profile", "--json", json);
-        Assert.That(code, Is.EqualTo(0), err);
-        var rows = JsonNode.Parse(File.ReadAllText(json))!["workloads"]!["W2"]!["profile"]!.AsArray();
+        var (w2, err) = BenchProfile("W2");
+        var rows = w2["profile"]!.AsArray();
         // The top MLP 415-512-512-256-1 (--quick: batch 256): four Linear layers, each its own row, one call a step, both
         // directions timed.
         Assert.That(rows.Select(r => r!["shapes"]!.GetValue<string>()).ToArray(), Is.EquivalentTo(new[]
